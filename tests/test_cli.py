@@ -1,0 +1,37 @@
+import json
+
+import ml_collections
+import pytest
+
+from ptjax import cli
+from ptjax.config import apply_overrides, split_overrides
+
+
+def test_data_list_and_show(tmp_path, capsys):
+    assert cli.main(["data", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 20 and sum(r["frames"] for r in rows) == 1810
+    gif = tmp_path / "walk.gif"
+    assert cli.main(["data", "show", "walk", "--gif", str(gif), "--max-frames", "8"]) == 0
+    assert gif.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    assert cli.main(["data", "show", "moonwalk"]) == 2
+    assert "unknown clip" in capsys.readouterr().err
+
+
+def test_config_overrides_keep_types_and_reject_typos():
+    cfg = ml_collections.ConfigDict({"imitator": {"num_envs": 8, "lr": 1e-3, "name": "a", "flag": False,
+                                                  "sizes": (1, 2)}})
+    overrides, rest = split_overrides(["--config.imitator.num_envs=4096", "--workdir", "x",
+                                       "--config.imitator.lr", "3e-4", "--config.imitator.flag=true",
+                                       "--config.imitator.sizes=(3,4,5)"])
+    assert rest == ["--workdir", "x"]
+    out = apply_overrides(cfg, overrides)
+    assert out.imitator.num_envs == 4096 and out.imitator.lr == 3e-4 and out.imitator.flag is True
+    assert out.imitator.sizes == (3, 4, 5)
+    assert cfg.imitator.num_envs == 8  # the original is untouched
+    with pytest.raises(ValueError, match="unknown key"):
+        apply_overrides(cfg, ["--config.imitator.num_env=4"])
+    with pytest.raises(ValueError, match="expected int"):
+        apply_overrides(cfg, ["--config.imitator.num_envs=1.5"])
+    with pytest.raises(ValueError, match="no section"):
+        apply_overrides(cfg, ["--config.estimator.lr=1"])
