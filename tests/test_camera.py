@@ -70,3 +70,14 @@ def test_random_cameras_are_jittable_and_in_range():
     assert pos[:, 2].min() >= 1.4 and pos[:, 2].max() <= 1.7
     forward = np.asarray(cams.rotation)[:, :, 2]
     assert np.all(forward[:, 0] < -0.85)  # looking back towards the origin
+
+
+def test_fixed_camera_takes_see_the_clip():
+    from ptjax.data.takes import make_takes
+    takes = make_takes(load_clips(["walk", "dance_b"]), num_cameras=4)
+    assert len(takes) == 8 and takes[0].name == "walk/cam0"
+    for t in takes:
+        assert t.keypoints2d.shape == t.joints_cam.shape[:2] + (2,)
+        assert t.joints_cam[..., 2].min() > 2.0 and np.abs(t.keypoints2d).max() < 1.0
+        # The 2D is the pure-linear projection of the camera-frame 3D.
+        np.testing.assert_allclose(t.keypoints2d, 2.3 * t.joints_cam[..., :2] / t.joints_cam[..., 2:], atol=1e-5)

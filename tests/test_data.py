@@ -93,3 +93,30 @@ def test_windows():
         centered_windows(x, 4)
     with pytest.raises(ValueError, match="stride"):
         make_windows(x, 4, stride=0)
+
+
+def test_split_is_disjoint_and_complete():
+    from ptjax.data import HELDOUT_CLIPS, TRAIN_CLIPS
+    assert len(TRAIN_CLIPS) == 15 and len(HELDOUT_CLIPS) == 5
+    assert set(TRAIN_CLIPS) | set(HELDOUT_CLIPS) == set(load_clips())
+    assert not set(TRAIN_CLIPS) & set(HELDOUT_CLIPS)
+
+
+def test_motion_buffer_pack_and_sample():
+    import jax
+    from ptjax.data import pack_motions, sample_windows
+    clips = load_clips(["walk", "run", "kick"])
+    buf = pack_motions(list(clips.values()), fps=30.0)
+    assert buf.joints.shape == (3, 47, 17, 3) and buf.lengths.tolist() == [39, 25, 47]
+    np.testing.assert_allclose(buf.joints[1, 30], clips["run"].joints[-1])  # held last pose
+    w = jax.jit(sample_windows, static_argnums=(2, 3))(jax.random.PRNGKey(0), buf, 64, 27)
+    assert w.shape == (64, 27, 17, 3)
+    # Every window is a contiguous piece of one take (or its held end).
+    flat = np.asarray(buf.joints).reshape(-1, 17, 3)
+    for win in np.asarray(w[:8]):
+        first = np.argmin(np.abs(flat - win[0]).sum((1, 2)))
+        assert np.abs(flat - win[0]).sum((1, 2))[first] < 1e-5
+    only_kick = sample_windows(jax.random.PRNGKey(1), buf, 16, 10, take_weights=jax.numpy.array([0.0, 0.0, 1.0]))
+    assert np.all(np.abs(np.asarray(only_kick)[:, 0, None] - np.asarray(buf.joints[2])[None]).sum((-1, -2)).min(1) < 1e-4)
+    back = buf.to_motions(["walk", "run", "kick"])
+    assert back[1].num_frames == 25

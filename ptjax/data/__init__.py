@@ -6,10 +6,21 @@ import functools
 import glob
 import os
 
+from ptjax.data.buffer import MotionBuffer, pack_motions, sample_windows
 from ptjax.data.motion import Motion
 from ptjax.data.windows import centered_windows, make_windows, pad_edges, window_starts
 
 CLIPS_DIR = os.path.join(os.path.dirname(__file__), "clips")
+
+# The fixed split of the bundled clips used by the estimator's supervised upper bound and by co-evolution (whose
+# 2D takes come from the training split only; the held-out split is for evaluation). Each motion type is on both
+# sides: walking and turning, jumps (jump vs backflip/spinkick), dance (dance_b vs dance_a), strikes (punch vs kick),
+# and fast locomotion (run vs the walker clips).
+HELDOUT_CLIPS: tuple[str, ...] = ("walker_turn_right1", "run", "jump", "dance_b", "punch")
+TRAIN_CLIPS: tuple[str, ...] = (
+    "walk", "walker_0walk_forward", "walker_turn_left0", "walker_turn_left1", "walker_turn_right0",
+    "backflip", "spinkick", "kick", "dance_a", "cartwheel", "crawl", "getup_facedown", "getup_faceup", "roll", "spin",
+)
 
 
 def clip_files() -> dict[str, str]:
@@ -37,5 +48,5 @@ def load_clips(names=None) -> dict[str, Motion]:
     return {n: clips[n] for n in names}
 
 
-__all__ = ["Motion", "load_clips", "clip_files", "make_windows", "centered_windows", "pad_edges", "window_starts",
+__all__ = ["Motion", "MotionBuffer", "pack_motions", "sample_windows", "TRAIN_CLIPS", "HELDOUT_CLIPS", "load_clips", "clip_files", "make_windows", "centered_windows", "pad_edges", "window_starts",
            "CLIPS_DIR"]

@@ -1,0 +1,96 @@
+"""Orbax checkpoints of whole state pytrees, plus a small JSON sidecar for host-side metadata.
+
+A state is saved as one PyTree item (`StandardSave`), so any `flax.struct.dataclass` state (estimator, imitator,
+hallucinator, the co-evolution state) round-trips exactly; restore needs a template of the same structure (e.g. from
+`init`) to get the types and shardings back. Saves are synchronous so a SIGKILL right after `save` returns never
+leaves a half-written latest checkpoint; orbax writes to a temporary folder and renames it, so a kill during a save
+leaves the previous checkpoint as the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def _manager(directory: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def _check_finite(state: Any) -> None:
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        if hasattr(leaf, "dtype") and jax.numpy.issubdtype(leaf.dtype, jax.numpy.inexact):
+            if not bool(np.all(np.isfinite(np.asarray(leaf)))):
+                raise FloatingPointError(
+                    f"refusing to checkpoint non-finite values at {jax.tree_util.keystr(path)}")
+
+
+def save(directory: str, step: int, state: Any, metadata: dict | None = None, max_to_keep: int | None = 3,
+         check_finite: bool = True) -> str:
+    """Save `state` as checkpoint `step` under `directory` (and `metadata` as JSON beside it)."""
+    if check_finite:
+        _check_finite(state)
+    with _manager(directory, max_to_keep) as mngr:
+        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+        mngr.wait_until_finished()
+    if metadata is not None:
+        path = os.path.join(directory, f"metadata_{step}.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(metadata, f, indent=2, default=_json_default)
+        os.replace(tmp, path)
+    return os.path.join(directory, str(step))
+
+
+def latest_step(directory: str) -> int | None:
+    if not os.path.isdir(directory):
+        return None
+    with _manager(directory) as mngr:
+        return mngr.latest_step()
+
+
+def all_steps(directory: str) -> list[int]:
+    if not os.path.isdir(directory):
+        return []
+    with _manager(directory) as mngr:
+        return list(mngr.all_steps())
+
+
+def restore(directory: str, template: Any, step: int | None = None) -> tuple[Any, int]:
+    """Restore checkpoint `step` (default: latest) into the structure of `template`; returns (state, step)."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"no checkpoint directory {directory!r}")
+    with _manager(directory) as mngr:
+        step = mngr.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint found in {directory!r}")
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
+        state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    return state, step
+
+
+def load_metadata(directory: str, step: int) -> dict | None:
+    path = os.path.join(directory, f"metadata_{step}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
