@@ -15,6 +15,8 @@ from ptjax.config import split_overrides
 
 COMMAND_MODULES = (
     "ptjax.data.cli",
+    "ptjax.lift",
+    "ptjax.evaluate",
 )
 
 
