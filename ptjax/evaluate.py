@@ -155,28 +155,30 @@ def clip_sequences(num_cameras: int = 4) -> list[EvalSequence]:
 
 
 def evaluate_predictor(dataset: str, predict_fn: Callable[[np.ndarray], np.ndarray], data_dir: str | None = None,
-                       keypoints: str = "gt", joints: str = "16", unit: str = "auto") -> tuple[dict, str]:
-    """Score `predict_fn` on a benchmark; returns (result dict, printable table)."""
+                       keypoints: str = "gt", joints: str = "16", unit: str = "auto", benchmark=None
+                       ) -> tuple[dict, str]:
+    """Score `predict_fn` on a benchmark; returns (result dict, printable table).
+
+    `benchmark`: the (sequences, title, group label, with PCK) of `load_benchmark`, when already loaded.
+    """
     if joints not in ("16", "17"):
         raise ValueError(f"joints must be '16' (PoseTriplet, no Nose) or '17' (VideoPose3D), got {joints!r}")
-    if dataset == "clips":
-        sequences, title, label, with_pck = clip_sequences(), "Bundled held-out clips, 4 fixed cameras", "clip", True
-    else:
-        sequences, title, label, with_pck = load_benchmark(dataset, data_dir, keypoints, unit)
-    scored = SCORED_JOINTS if joints == "16" else ALL_JOINTS
     if joints == "17" and dataset in ("3dhp", "3dpw"):
         raise ValueError("3DHP and 3DPW files hold 16 joints (no Nose): score them with --joints 16")
+    if benchmark is None:
+        benchmark = ((clip_sequences(), "Bundled held-out clips, 4 fixed cameras", "clip", True)
+                     if dataset == "clips" else load_benchmark(dataset, data_dir, keypoints, unit))
+    sequences, title, label, with_pck = benchmark
     start = time.time()
     predictions = predict_all(sequences, predict_fn)
-    result = score(predictions, sequences, scored)
+    result = score(predictions, sequences, SCORED_JOINTS if joints == "16" else ALL_JOINTS)
     result.update(dataset=dataset, title=title, group_label=label, seconds=round(time.time() - start, 2))
     return result, format_table(result, title, label, with_pck)
 
 
-def estimator_predictor(checkpoint: str) -> Callable[[np.ndarray], np.ndarray]:
-    """predict_fn of an estimator checkpoint: (T, 17, 2) normalised -> (T, 17, 3) root-relative camera frame."""
+def estimator_predictor(state) -> Callable[[np.ndarray], np.ndarray]:
+    """predict_fn of an estimator state: (T, 17, 2) normalised -> (T, 17, 3) root-relative camera frame."""
     from ptjax import estimator
-    state, _ = estimator.load(checkpoint)
 
     def predict(keypoints2d: np.ndarray) -> np.ndarray:
         return np.asarray(estimator.predict(state, keypoints2d)["pose"], np.float32)
@@ -184,16 +186,63 @@ def estimator_predictor(checkpoint: str) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
+def evaluate_clips(state, num_cameras: int = 4) -> tuple[dict, str]:
+    """The bundled held-out clips through the estimator's own `evaluate`, as a table grouped by clip."""
+    from ptjax import estimator
+    sequences = clip_sequences(num_cameras)
+    start = time.time()
+    raw = estimator.evaluate(state, sequences, joints=SCORED_JOINTS)
+    percent = {"mpjpe": 1.0, "p_mpjpe": 1.0, "pck": 100.0, "auc": 100.0}  # evaluate gives PCK/AUC as fractions
+    sums: dict[str, dict[str, float]] = {}
+    for seq in sequences:
+        row = raw["takes"][seq.name]
+        acc = sums.setdefault(seq.group, {k: 0.0 for k in METRIC_UNITS} | {"frames": 0, "sequences": 0})
+        for k in METRIC_UNITS:
+            acc[k] += row[k] * percent[k] * row["frames"]
+        acc["frames"] += row["frames"]
+        acc["sequences"] += 1
+    groups = {g: {k: acc[k] / acc["frames"] for k in METRIC_UNITS} | {"frames": acc["frames"],
+                                                                      "sequences": acc["sequences"]}
+              for g, acc in sums.items()}
+    result = {
+        "groups": groups,
+        "mean": {k: float(np.mean([g[k] for g in groups.values()])) for k in METRIC_UNITS},
+        "all": {k: raw["all"][k] * percent[k] for k in METRIC_UNITS},
+        "frames": raw["frames"], "sequences": len(sequences), "joints": list(SCORED_JOINTS),
+        "units": dict(METRIC_UNITS), "takes": raw["takes"], "dataset": "clips",
+        "title": f"Bundled held-out clips, {num_cameras} fixed cameras", "group_label": "clip",
+        "seconds": round(time.time() - start, 2),
+    }
+    return result, format_table(result, result["title"], "clip", with_pck=True)
+
+
+def evaluate_checkpoint(dataset: str, checkpoint: str, data_dir: str | None = None, keypoints: str = "gt",
+                        joints: str = "16", unit: str = "auto") -> tuple[dict, str]:
+    """Load an estimator checkpoint and score it on `dataset` (DATASETS)."""
+    from ptjax import estimator
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+    if dataset == "clips":
+        if joints != "16":
+            raise ValueError("the clips benchmark scores PoseTriplet's 16 joints (the estimator's evaluate)")
+        state, _ = estimator.load(checkpoint)
+        result, table = evaluate_clips(state)
+    else:
+        benchmark = load_benchmark(dataset, data_dir, keypoints, unit)  # bad data fails before loading weights
+        state, _ = estimator.load(checkpoint)
+        result, table = evaluate_predictor(dataset, estimator_predictor(state), data_dir, keypoints, joints, unit,
+                                           benchmark)
+    result["checkpoint"] = checkpoint
+    return result, table
+
+
 # --- CLI ------------------------------------------------------------------------------------------------------------
 
 def _eval_command(args, overrides) -> int:
     if overrides:
         raise ValueError(f"ptjax eval takes no config overrides (got {overrides})")
-    if not os.path.isdir(args.checkpoint):
-        raise FileNotFoundError(f"checkpoint directory {args.checkpoint!r} not found")
-    result, table = evaluate_predictor(args.dataset, estimator_predictor(args.checkpoint), args.data_dir,
-                                       args.keypoints, args.joints, args.unit)
-    result["checkpoint"] = args.checkpoint
+    result, table = evaluate_checkpoint(args.dataset, args.checkpoint, args.data_dir, args.keypoints, args.joints,
+                                        args.unit)
     print(table)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -285,3 +285,71 @@ def test_clip_benchmark_with_oracle_predictor_scores_zero():
     result, table = evaluate_predictor("clips", lambda kp: lookup[np.asarray(kp).tobytes()])
     assert result["all"]["mpjpe"] < 1e-3 and result["all"]["pck"] == 100.0 and result["all"]["auc"] > 96
     assert "punch" in table
+
+
+# --- ptjax eval with a tiny estimator checkpoint ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import jax
+
+    from ptjax import estimator
+    config = estimator.default_config()
+    config.model.filter_widths = (3, 3)
+    config.model.channels = config.model.traj_channels = 16
+    state = estimator.init(jax.random.PRNGKey(0), config)
+    folder = tmp_path_factory.mktemp("estimator")
+    estimator.save(str(folder), state, config)
+    return str(folder), state
+
+
+def test_eval_cli_h36m_and_3dhp_match_reference(tmp_path, tiny_checkpoint, capsys):
+    import json
+
+    from ptjax import cli, estimator
+    ckpt, state = tiny_checkpoint
+    rng = np.random.default_rng(6)
+    make_h36m(tmp_path, rng)
+    assert cli.main(["eval", "--dataset", "h36m", "--checkpoint", ckpt, "--data-dir", str(tmp_path),
+                     "--json", str(tmp_path / "h36m.json")]) == 0
+    assert "mean over actions" in capsys.readouterr().out
+    result = json.loads((tmp_path / "h36m.json").read_text())
+    seqs = h36m.eval_sequences(str(tmp_path))
+    preds = [estimator.predict(state, s.keypoints2d)["pose"] for s in seqs]
+    rows, mean, everything = ref_table(preds, [s.joints3d for s in seqs], [s.group for s in seqs],
+                                       list(skeleton.POSETRIPLET16))
+    assert_matches_reference(result, rows, mean, everything)
+    assert result["frames"] == sum(s.num_frames for s in seqs) and result["dataset"] == "h36m"
+
+    make_bysub(tmp_path / mpi3dhp.FILE_NAME, rng, mpi3dhp.KEY_2D)
+    assert cli.main(["eval", "--dataset", "3dhp", "--checkpoint", ckpt, "--data-dir", str(tmp_path),
+                     "--json", str(tmp_path / "3dhp.json")]) == 0
+    assert "PCK150" in capsys.readouterr().out
+    result = json.loads((tmp_path / "3dhp.json").read_text())
+    seqs = mpi3dhp.eval_sequences(str(tmp_path))
+    preds = [estimator.predict(state, s.keypoints2d)["pose"] for s in seqs]
+    assert_matches_reference(result, *ref_table(preds, [s.joints3d for s in seqs], [s.group for s in seqs],
+                                                list(skeleton.POSETRIPLET16)))
+
+    assert cli.main(["eval", "--dataset", "3dpw", "--checkpoint", ckpt]) == 2
+    assert "--data-dir is required" in capsys.readouterr().err
+    assert cli.main(["eval", "--dataset", "h36m", "--checkpoint", str(tmp_path / "none"),
+                     "--data-dir", str(tmp_path)]) == 2
+    assert "no estimator checkpoint" in capsys.readouterr().err
+
+
+def test_eval_cli_clips_agrees_with_protocol_scores(tmp_path, tiny_checkpoint, capsys):
+    import json
+
+    from ptjax import cli, estimator
+    ckpt, state = tiny_checkpoint
+    assert cli.main(["eval", "--dataset", "clips", "--checkpoint", ckpt, "--json", str(tmp_path / "c.json")]) == 0
+    assert "walker_turn_right1" in capsys.readouterr().out
+    result = json.loads((tmp_path / "c.json").read_text())
+    seqs = clip_sequences()
+    reference = score([estimator.predict(state, s.keypoints2d)["pose"] for s in seqs], seqs)
+    for k in ("mpjpe", "p_mpjpe", "pck", "auc"):
+        assert result["all"][k] == pytest.approx(reference["all"][k], abs=0.05), k
+        assert result["mean"][k] == pytest.approx(reference["mean"][k], abs=0.05), k
+        for g in reference["groups"]:
+            assert result["groups"][g][k] == pytest.approx(reference["groups"][g][k], abs=0.05), (g, k)
