@@ -17,6 +17,8 @@ COMMAND_MODULES = (
     "ptjax.data.cli",
     "ptjax.lift",
     "ptjax.evaluate",
+    "ptjax.estimator.cli",
+    "ptjax.hallucinator.cli",
 )
 
 

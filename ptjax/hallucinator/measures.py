@@ -1,0 +1,250 @@
+"""Quality measures of motion, for hallucinated samples and the data they are compared with.
+
+All take H36M-17 world joints (Z-up, metres): one sequence (T, 17, 3), a batch (N, T, 17, 3), or a list of
+sequences / `Motion`s of different lengths; they run on the host (NumPy).
+
+* bone lengths: per sequence, the largest deviation of any bone in any frame from its length in the first frame (m).
+* foot skating: mean horizontal ankle speed (m/s) over frames where that ankle is in contact; contact = the ankle
+  within `contact_margin` (2 cm) of the sequence's own floor level (5th percentile of its ankle heights), so the
+  measure does not depend on the skeleton's ankle height. Real motion is not zero here: feet roll and pivot.
+* ground penetration: per frame, the depth of the lowest joint below the ground plane z = 0 (0 when above); mean
+  depth (m) and the fraction of frames deeper than 1 cm.
+* joint limits: simple anatomical limits on angles between bone directions (`LIMITS`): knee and elbow flexion
+  <= 160 degrees, a knee bent more than 20 degrees must bend backwards (its bending axis within 90 degrees of the
+  pelvis's left-right axis), trunk bend (Hip->Spine vs Spine->Thorax) <= 90, neck bend (Spine->Thorax vs
+  Thorax->Head) <= 80, hip flexion (thigh vs the trunk's downward axis) <= 155. Fraction of frames violating each.
+  All 20 bundled clips have no violation.
+* diversity and novelty on windows of `window` frames every `stride` frames, each moved to its first frame's
+  canonical frame (root on the ground origin, facing +x). The distance between two windows is the RMS over frames,
+  joints and axes of their position difference (m). Diversity: mean distance between windows of different
+  sequences. Novelty: per window, the distance to the nearest reference window (reference windows are also
+  mirrored left/right and taken at every frame, so neither a shifted nor a mirrored copy counts as new).
+* motion statistics: mean joint speed (m/s) and mean joint acceleration (m/s^2): frozen or jittery motion shows here.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import numpy as np
+
+from ptjax import kinematics as K
+from ptjax import skeleton
+from ptjax.data import Motion
+
+J = skeleton.JOINT_INDEX
+_HEADING = jax.jit(K.heading)
+LIMITS = {  # name: max angle in degrees (knee_direction: min cosine)
+    "knee_flexion": 160.0,
+    "elbow_flexion": 160.0,
+    "knee_direction": 0.0,
+    "trunk_bend": 90.0,
+    "neck_bend": 80.0,
+    "hip_flexion": 155.0,
+}
+KNEE_DIRECTION_MIN_FLEXION = 20.0
+
+
+def as_sequences(motion) -> list[np.ndarray]:
+    """Normalise input to a list of (T, 17, 3) float64 arrays (ValueError for bad shapes or non-finite values)."""
+    if isinstance(motion, Motion):
+        seqs = [motion.joints]
+    elif isinstance(motion, dict):
+        seqs = [m.joints if isinstance(m, Motion) else m for m in motion.values()]
+    elif isinstance(motion, (list, tuple)):
+        seqs = [m.joints if isinstance(m, Motion) else m for m in motion]
+    else:
+        arr = np.asarray(motion)
+        seqs = [arr] if arr.ndim == 3 else list(arr) if arr.ndim == 4 else [arr]
+    out = []
+    for i, s in enumerate(seqs):
+        s = skeleton.check_joints(s, name=f"sequence {i}")
+        if s.ndim != 3 or len(s) < 2:
+            raise ValueError(f"sequence {i} must be (T >= 2, 17, 3), got shape {s.shape}")
+        out.append(s.astype(np.float64))
+    if not out:
+        raise ValueError("no sequences given")
+    return out
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    return np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1.0, 1.0)))
+
+
+def bone_length_deviation(motion) -> np.ndarray:
+    """(num_sequences,) max |bone length - its first-frame length| over frames and bones, metres."""
+    out = []
+    for s in as_sequences(motion):
+        bl = np.asarray(skeleton.bone_lengths(s))
+        out.append(np.abs(bl - bl[:1]).max())
+    return np.asarray(out)
+
+
+def foot_contacts(seq: np.ndarray, contact_margin: float = 0.02) -> np.ndarray:
+    """(T, 17, 3) -> (T, 2) bool: ankle within `contact_margin` of the sequence's floor level."""
+    h = seq[:, list(skeleton.FEET), 2]
+    return h < np.percentile(h, 5) + contact_margin
+
+
+def foot_skating(motion, fps: float, contact_margin: float = 0.02) -> dict[str, float]:
+    """Mean horizontal ankle speed in contact frames (m/s) and the fraction of foot-frames in contact."""
+    speeds, contacts = [], []
+    for s in as_sequences(motion):
+        feet = s[:, list(skeleton.FEET), :2]
+        v = np.linalg.norm(np.diff(feet, axis=0), axis=-1) * fps      # (T-1, 2)
+        c = foot_contacts(s, contact_margin)
+        c = c[1:] & c[:-1]                                            # in contact at both ends of the step
+        speeds.append(v[c])
+        contacts.append(c.ravel())
+    speeds, contacts = np.concatenate(speeds), np.concatenate(contacts)
+    return {"skating_mps": float(speeds.mean()) if len(speeds) else 0.0,
+            "contact_fraction": float(contacts.mean())}
+
+
+def ground_penetration(motion, ground: float = 0.0) -> dict[str, float]:
+    depth = np.concatenate([np.maximum(ground - s[:, :, 2].min(-1), 0.0) for s in as_sequences(motion)])
+    return {"penetration_m": float(depth.mean()), "penetration_frames": float(np.mean(depth > 0.01)),
+            "max_penetration_m": float(depth.max())}
+
+
+def joint_angles(seq: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame angles (degrees) and the knee bending-direction cosines of one (T, 17, 3) sequence."""
+    out = {}
+    lateral = seq[:, J["LHip"]] - seq[:, J["RHip"]]
+    trunk = seq[:, J["Spine"]] - seq[:, J["Hip"]]
+    for side, (hip, knee, ankle) in {"r": (1, 2, 3), "l": (4, 5, 6)}.items():
+        thigh, shin = seq[:, knee] - seq[:, hip], seq[:, ankle] - seq[:, knee]
+        flex = _angle(thigh, shin)
+        out[f"knee_flexion_{side}"] = flex
+        t = thigh / np.linalg.norm(thigh, axis=-1, keepdims=True)
+        lat = lateral - np.sum(lateral * t, -1, keepdims=True) * t
+        n = np.cross(thigh, shin)
+        cos = np.sum(n * lat, -1) / np.maximum(np.linalg.norm(n, axis=-1) * np.linalg.norm(lat, axis=-1), 1e-12)
+        out[f"knee_direction_{side}"] = np.where(flex > KNEE_DIRECTION_MIN_FLEXION, cos, 1.0)
+        out[f"hip_flexion_{side}"] = _angle(thigh, -trunk)
+    for side, (sh, el, wr) in {"r": (14, 15, 16), "l": (11, 12, 13)}.items():
+        out[f"elbow_flexion_{side}"] = _angle(seq[:, el] - seq[:, sh], seq[:, wr] - seq[:, el])
+    out["trunk_bend"] = _angle(trunk, seq[:, J["Thorax"]] - seq[:, J["Spine"]])
+    out["neck_bend"] = _angle(seq[:, J["Thorax"]] - seq[:, J["Spine"]], seq[:, J["Head"]] - seq[:, J["Thorax"]])
+    return out
+
+
+def joint_limit_violations(motion) -> dict[str, float]:
+    """Fraction of frames violating each limit of `LIMITS`, and of frames violating any."""
+    per_limit = {k: [] for k in LIMITS}
+    for s in as_sequences(motion):
+        a = joint_angles(s)
+        for k, limit in LIMITS.items():
+            keys = [n for n in a if n == k or n.startswith(k + "_")]
+            vals = np.stack([a[n] for n in keys], -1)
+            bad = (vals < limit) if k == "knee_direction" else (vals > limit)
+            per_limit[k].append(bad.any(-1))
+    out = {k: np.concatenate(v) for k, v in per_limit.items()}
+    result = {f"limit_{k}": float(v.mean()) for k, v in out.items()}
+    result["limit_any"] = float(np.mean(np.stack(list(out.values()), -1).any(-1)))
+    return result
+
+
+def motion_statistics(motion, fps: float) -> dict[str, float]:
+    speed, acc = [], []
+    for s in as_sequences(motion):
+        v = np.diff(s, axis=0) * fps
+        speed.append(np.linalg.norm(v, axis=-1).ravel())
+        if len(s) >= 3:
+            acc.append(np.linalg.norm(np.diff(v, axis=0) * fps, axis=-1).ravel())
+    return {"joint_speed_mps": float(np.concatenate(speed).mean()),
+            "joint_accel_mps2": float(np.concatenate(acc).mean()) if acc else 0.0}
+
+
+def window_descriptors(motion, window: int, stride: int, start: int = 0, mirror: bool = False):
+    """Canonical windows flattened: ((M, window * 51) descriptors, (M,) sequence index of each).
+
+    Windows start at frames start, start + stride, ... of each sequence; `mirror` appends left/right mirrored copies.
+    """
+    windows, owner = [], []
+    for i, s in enumerate(as_sequences(motion)):
+        for t in range(start, len(s) - window + 1, stride):
+            windows.append(s[t:t + window])
+            owner.append(i)
+    if not windows:
+        return np.zeros((0, window * 51)), np.zeros((0,), np.int64)
+    w = np.stack(windows)
+    owner = np.asarray(owner)
+    if mirror:
+        w = np.concatenate([w, np.asarray(skeleton.flip_lr(w, axis=2))])
+        owner = np.concatenate([owner, owner])
+    yaw = np.asarray(_HEADING(w[:, 0].astype(np.float32)), np.float64)
+    c, sn = np.cos(-yaw), np.sin(-yaw)
+    z, o = np.zeros_like(c), np.ones_like(c)
+    rot = np.stack([np.stack([c, -sn, z], -1), np.stack([sn, c, z], -1), np.stack([z, z, o], -1)], -2)
+    origin = w[:, :1, :1] * np.array([1.0, 1.0, 0.0])
+    desc = np.einsum("nij,ntkj->ntki", rot, w - origin)
+    return desc.reshape(len(w), -1), owner
+
+
+def pairwise_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Na, D), (Nb, D) descriptors -> (Na, Nb) RMS distances over the D/3 joint positions (metres)."""
+    sq = (np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * a @ b.T) / (a.shape[1] / 3)
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+def diversity(desc: np.ndarray, owner: np.ndarray) -> float:
+    """Mean RMS distance between windows of different sequences (NaN with fewer than two sequences)."""
+    if len(np.unique(owner)) < 2:
+        return float("nan")
+    d = pairwise_rms(desc, desc)
+    other = owner[:, None] != owner[None, :]
+    return float(d[other].mean())
+
+
+def nearest_distance(desc: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(N,) RMS distance from each window to its nearest reference window."""
+    if len(reference) == 0:
+        raise ValueError("no reference windows to compare with")
+    out = np.empty(len(desc))
+    for i in range(0, len(desc), 512):
+        out[i:i + 512] = pairwise_rms(desc[i:i + 512], reference).min(1)
+    return out
+
+
+def measures(samples, fps: float, reference=None, window: int = 30, stride: int = 10, skip: int = 0,
+             novelty_threshold: float | None = None) -> dict[str, float]:
+    """All measures of `samples`; with `reference` (e.g. the training motions), diversity of the reference and the
+    novelty of the samples' windows (those starting at frame >= `skip`, e.g. after the real start context)."""
+    seqs = as_sequences(samples)
+    if not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be positive, got {fps}")
+    bone = bone_length_deviation(seqs)
+    out = {"sequences": len(seqs), "frames": int(sum(len(s) for s in seqs)),
+           "seconds_mean": float(np.mean([(len(s) - 1) / fps for s in seqs])),
+           "bone_length_dev_max_m": float(bone.max()), "bone_length_dev_mean_m": float(bone.mean())}
+    out.update(foot_skating(seqs, fps))
+    out.update(ground_penetration(seqs))
+    out.update(joint_limit_violations(seqs))
+    out.update(motion_statistics(seqs, fps))
+    desc, owner = window_descriptors(seqs, window, stride, start=skip)
+    out["windows"] = int(len(desc))
+    out["diversity_m"] = diversity(desc, owner) if len(desc) else float("nan")
+    if reference is not None:
+        ref_desc, ref_owner = window_descriptors(reference, window, stride)
+        out["reference_windows"] = int(len(ref_desc))
+        out["reference_diversity_m"] = diversity(ref_desc, ref_owner) if len(ref_desc) else float("nan")
+        if len(desc) and len(ref_desc):
+            mirrored, _ = window_descriptors(reference, window, 1, mirror=True)
+            near = nearest_distance(desc, mirrored)
+            out["nearest_reference_mean_m"] = float(near.mean())
+            out["nearest_reference_median_m"] = float(np.median(near))
+            out["nearest_reference_min_m"] = float(near.min())
+            if novelty_threshold is not None:
+                out["novel_fraction"] = float(np.mean(near > novelty_threshold))
+                out["novelty_threshold_m"] = float(novelty_threshold)
+    return out
+
+
+__all__: Sequence[str] = [
+    "measures", "bone_length_deviation", "foot_skating", "foot_contacts", "ground_penetration",
+    "joint_limit_violations", "joint_angles", "motion_statistics", "window_descriptors", "pairwise_rms",
+    "diversity", "nearest_distance", "LIMITS"]

@@ -1,0 +1,150 @@
+"""Flax modules of the hallucinator: the RMI generator (Harvey et al., SIGGRAPH 2020, "Robust Motion
+In-betweening") as PoseTriplet's `code_rib` uses it, and its two LSGAN motion discriminators.
+
+Generator step (one frame), all vectors per sample:
+  state  s = [rot6d (102), root height (1), root velocity (3), contacts (2)]     -> state encoder
+  offset o = [target root - root (3), target rot6d - rot6d (102)]                -> offset encoder
+  target g = target rot6d (102)                                                 -> target encoder
+Each encoder is a 2-layer MLP with PLU activations; the sinusoidal time-to-arrival embedding z_tta is added to all
+three, and the target noise z_target * 0.5 * lambda(tta) (lambda = 0 below 5 frames to arrival, ramping to 1 at 30)
+to the offset and target codes. The concatenated codes drive an LSTM whose output a decoder MLP turns into a
+residual on the 6D rotations (re-orthonormalised), a residual on the root velocity (integrated into the root
+position) and sigmoid foot contacts. The time loop is `nn.scan` over a cell; frames flagged as context are
+teacher-forced (the cell reads the given frame instead of its own previous prediction).
+
+PoseTriplet additionally feeds the root height (our canonical frame keeps heights absolute: it helps the model keep
+the feet on the ground).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ptjax.hallucinator.features import flat_rot6d, unflat_rot6d
+
+ROT6D = 17 * 6
+STATE_DIM = ROT6D + 1 + 3 + 2
+
+
+def plu(x: jax.Array, alpha: float = 0.1, c: float = 1.0) -> jax.Array:
+    """Piecewise linear unit (Nicolae, 2018), RMI's activation: identity on [-c, c], slope alpha outside."""
+    return jnp.maximum(alpha * (x + c) - c, jnp.minimum(alpha * (x - c) + c, x))
+
+
+class MLP(nn.Module):
+    features: Sequence[int]
+    final_activation: bool = True
+    final_init_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x):
+        for i, f in enumerate(self.features):
+            last = i == len(self.features) - 1
+            init = (nn.initializers.variance_scaling(self.final_init_scale, "fan_avg", "uniform") if last
+                    else nn.initializers.lecun_normal())
+            x = nn.Dense(f, kernel_init=init)(x)
+            if not last or self.final_activation:
+                x = plu(x)
+        return x
+
+
+def tta_embedding(tta: jax.Array, dim: int, basis: float = 10000.0) -> jax.Array:
+    """Sinusoidal time-to-arrival embedding: (B,) frames -> (B, dim), as a transformer position code."""
+    half = dim // 2
+    freq = 1.0 / basis ** (2.0 * jnp.arange(half) / dim)
+    angle = tta[..., None].astype(jnp.float32) * freq
+    return jnp.stack([jnp.sin(angle), jnp.cos(angle)], axis=-1).reshape(tta.shape + (2 * half,))
+
+
+def target_noise_scale(tta: jax.Array, start: float, end: float) -> jax.Array:
+    """lambda(tta): 0 below `start` frames to arrival, linear to 1 at `end` (RMI's schedule with 5 and 30)."""
+    return jnp.clip((tta - start) / (end - start), 0.0, 1.0)
+
+
+class GeneratorCell(nn.Module):
+    """One autoregressive step. carry = (lstm carry, frame); xs = (given frame, is_context (), tta (B,));
+    consts = (target {rot6d (B, 102), root (B, 3)}, noise (B, encoder_out)). Frames are dicts
+    {rot6d (B, 102), root (B, 3), vel (B, 3) m/s, contact (B, 2)}; returns the next frame."""
+    encoder_hidden: int
+    encoder_out: int
+    lstm_size: int
+    decoder_hidden: Sequence[int]
+    fps: float
+    noise_level: float
+    noise_start: float
+    noise_end: float
+    tta_max: float
+
+    @nn.compact
+    def __call__(self, carry, xs, consts):
+        lstm_carry, current = carry
+        given, is_context, tta = xs
+        target, noise = consts
+        state = jax.tree_util.tree_map(lambda g, c: jnp.where(is_context, g, c), given, current)
+        s_in = jnp.concatenate([state["rot6d"], state["root"][:, 2:], state["vel"], state["contact"]], -1)
+        o_in = jnp.concatenate([target["root"] - state["root"], target["rot6d"] - state["rot6d"]], -1)
+        z_tta = tta_embedding(jnp.clip(tta, 0.0, self.tta_max), self.encoder_out)
+        z_target = self.noise_level * target_noise_scale(tta, self.noise_start, self.noise_end)[:, None] * noise
+        enc = (self.encoder_hidden, self.encoder_out)
+        h_s = MLP(enc, name="state_encoder")(s_in) + z_tta
+        h_o = MLP(enc, name="offset_encoder")(o_in) + z_tta + z_target
+        h_t = MLP(enc, name="target_encoder")(target["rot6d"]) + z_tta + z_target
+        lstm_carry, h = nn.OptimizedLSTMCell(self.lstm_size, name="lstm")(
+            lstm_carry, jnp.concatenate([h_s, h_o, h_t], -1))
+        out = MLP(tuple(self.decoder_hidden) + (ROT6D + 3 + 2,), final_activation=False, final_init_scale=0.01,
+                  name="decoder")(h)
+        d_rot, d_vel, contact_logit = out[:, :ROT6D], out[:, ROT6D:ROT6D + 3], out[:, ROT6D + 3:]
+        vel = state["vel"] + d_vel
+        nxt = {
+            "rot6d": flat_rot6d(unflat_rot6d(state["rot6d"] + d_rot)),
+            "root": state["root"] + vel / self.fps,
+            "vel": vel,
+            "contact": jax.nn.sigmoid(contact_logit),
+        }
+        return (lstm_carry, nxt), nxt
+
+
+class Generator(nn.Module):
+    """Runs the cell over time. first (frame dict, (B, ...)), xs time-major ((T, B, ...) frames, (T,), (T, B)),
+    consts as in `GeneratorCell`. Returns the T predicted next frames, time-major."""
+    encoder_hidden: int
+    encoder_out: int
+    lstm_size: int
+    decoder_hidden: Sequence[int]
+    fps: float
+    noise_level: float = 0.5
+    noise_start: float = 5.0
+    noise_end: float = 30.0
+    tta_max: float = 40.0
+
+    @nn.compact
+    def __call__(self, first, xs, consts):
+        batch = first["root"].shape[0]
+        zeros = jnp.zeros((batch, self.lstm_size), first["root"].dtype)
+        scan = nn.scan(GeneratorCell, variable_broadcast="params", split_rngs={"params": False},
+                       in_axes=(0, nn.broadcast), out_axes=0)
+        cell = scan(self.encoder_hidden, self.encoder_out, self.lstm_size, tuple(self.decoder_hidden), self.fps,
+                    self.noise_level, self.noise_start, self.noise_end, self.tta_max, name="cell")
+        _, frames = cell(((zeros, zeros), first), xs, consts)
+        return frames
+
+
+class MotionDiscriminator(nn.Module):
+    """Sliding-window motion critic: (B, W, F) positions + velocities -> (B, W - kernel + 1) scores.
+
+    A fully connected net applied to every window of `kernel` frames (a 1-D convolution then 1x1 layers), as RMI's
+    short (kernel 2-3) and long (kernel 10) discriminators."""
+    kernel: int
+    hidden: Sequence[int]
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(self.hidden[0], (self.kernel,), padding="VALID")(x)
+        x = nn.leaky_relu(x, 0.2)
+        for h in self.hidden[1:]:
+            x = nn.leaky_relu(nn.Dense(h)(x), 0.2)
+        return nn.Dense(1)(x)[..., 0]
