@@ -6,9 +6,12 @@ clavicles); the neck at Thorax and the head at Nose; upper arms at the shoulders
 are rigid on the forearms: H36M has no hand keypoint, so a wrist joint would be unobservable). Every H36M joint has
 a site, so `site_xpos[h36m_site_ids]` are the humanoid's H36M-17 joints.
 
-Degrees of freedom: 3 hinges (x, y, z in that order, i.e. R = Rx Ry Rz) at hips, lower back, neck, head and
-shoulders; 1 hinge at knees and elbows (flexion about the lateral axis); 2 at the ankles (pitch, roll) -- 29 in all
-(qpos 7 + 29 = 36).
+Degrees of freedom: 3 hinges at hips, lower back, neck, head and shoulders; 1 hinge at knees and elbows (flexion
+about the lateral axis); 2 at the ankles (pitch, roll) -- 29 in all (qpos 7 + 29 = 36). Hinges of one body compose
+intrinsically in the listed order (MuJoCo's rule). The order places each Euler singularity (the middle hinge at
++-90 degrees) where motion rarely goes: y-x-z (flexion, abduction, twist) for hips, spine, neck and head locks only
+at 90 degrees of abduction or side bend, where x-y-z would lock at 90 degrees of hip flexion (every crouch and
+kick); shoulders use x-y-z (locking with the arm straight forward or back) since y-x-z would lock in a T-pose.
 At qpos = 0 the body stands upright facing +x (world Z-up) with arms hanging down. Joint limits are anatomical
 ranges (see `JOINT_LIMITS`). Masses follow segment fractions of total body mass from biomechanics tables (de Leva
 1996, after Zatsiorsky-Seluyanov), 70 kg by default.
@@ -34,15 +37,15 @@ J = skeleton.JOINT_INDEX
 # (body name, parent body, H36M joint at its origin, hinge axes ("x"/"y"/"z"), actuator group)
 BODIES: tuple[tuple[str, str | None, int, str, str], ...] = (
     ("pelvis", None, J["Hip"], "", "root"),
-    ("r_thigh", "pelvis", J["RHip"], "xyz", "hip"),
+    ("r_thigh", "pelvis", J["RHip"], "yxz", "hip"),
     ("r_shin", "r_thigh", J["RKnee"], "y", "knee"),
     ("r_foot", "r_shin", J["RAnkle"], "yx", "ankle"),
-    ("l_thigh", "pelvis", J["LHip"], "xyz", "hip"),
+    ("l_thigh", "pelvis", J["LHip"], "yxz", "hip"),
     ("l_shin", "l_thigh", J["LKnee"], "y", "knee"),
     ("l_foot", "l_shin", J["LAnkle"], "yx", "ankle"),
-    ("torso", "pelvis", J["Spine"], "xyz", "spine"),
-    ("neck", "torso", J["Thorax"], "xyz", "neck"),
-    ("head", "neck", J["Nose"], "xyz", "head"),
+    ("torso", "pelvis", J["Spine"], "yxz", "spine"),
+    ("neck", "torso", J["Thorax"], "yxz", "neck"),
+    ("head", "neck", J["Nose"], "yxz", "head"),
     ("l_upperarm", "torso", J["LShoulder"], "xyz", "shoulder"),
     ("l_forearm", "l_upperarm", J["LElbow"], "y", "elbow"),
     ("r_upperarm", "torso", J["RShoulder"], "xyz", "shoulder"),
@@ -58,12 +61,12 @@ JOINT_BODY = {**BODY_OF_JOINT, **LEAF_SITES}
 # mirrored for the right side, whose outward direction is -y.
 _LIMITS_DEG = {
     ("hip", "x"): (-30.0, 50.0),       # left hip: + = abduction (leg out to +y)
-    ("hip", "y"): (-125.0, 30.0),      # - = flexion (leg forward)
+    ("hip", "y"): (-140.0, 30.0),      # - = flexion (leg forward); a tuck reaches ~135 degrees
     ("hip", "z"): (-45.0, 45.0),
     ("knee", "y"): (-2.0, 150.0),      # + = flexion (shin backward)
     ("ankle", "y"): (-45.0, 45.0),
     ("ankle", "x"): (-30.0, 30.0),
-    ("spine", "x"): (-35.0, 35.0),
+    ("spine", "x"): (-50.0, 50.0),     # one joint stands for the whole lumbar + thoracic side bend
     ("spine", "y"): (-30.0, 80.0),     # + = bending forward
     ("spine", "z"): (-45.0, 45.0),
     ("neck", "x"): (-45.0, 45.0),
@@ -72,9 +75,11 @@ _LIMITS_DEG = {
     ("head", "x"): (-30.0, 30.0),
     ("head", "y"): (-40.0, 40.0),
     ("head", "z"): (-50.0, 50.0),
-    ("shoulder", "x"): (-30.0, 180.0),  # left shoulder: + = abduction (arm out to +y and up)
-    ("shoulder", "y"): (-180.0, 60.0),  # - = flexion (arm forward and up)
-    ("shoulder", "z"): (-90.0, 90.0),
+    # Shoulder swing reaches every direction but behind-and-up; an Euler box cannot describe that cone, so the
+    # swing hinges span the full circle (arms pass overhead through either hinge) and only the twist is bounded.
+    ("shoulder", "x"): (-180.0, 180.0),  # left shoulder: + = abduction (arm out to +y and up)
+    ("shoulder", "y"): (-180.0, 180.0),  # - = flexion (arm forward and up)
+    ("shoulder", "z"): (-120.0, 120.0),  # humeral rotation plus the twist Euler swing adds
     ("elbow", "y"): (-155.0, 2.0),      # - = flexion (forearm forward)
 }
 
@@ -329,9 +334,11 @@ def build_xml(shape: HumanoidShape | None = None, sim: SimConfig = SimConfig()) 
         if parent is None:
             lines.append(f'{pad}  <freejoint name="root"/>')
         for axis in axes:
-            lo, hi = joint_range_deg(name, group, axis)
+            # Radians: MuJoCo converts degree ranges only for joints it limits, and the others keep their ranges
+            # for PD target clipping and IK.
+            lo, hi = np.radians(joint_range_deg(name, group, axis))
             vec = {"x": "1 0 0", "y": "0 1 0", "z": "0 0 1"}[axis]
-            lines.append(f'{pad}  <joint name="{name}_{axis}" axis="{vec}" range="{lo:g} {hi:g}" class="{group}"/>')
+            lines.append(f'{pad}  <joint name="{name}_{axis}" axis="{vec}" range="{lo:.6g} {hi:.6g}" class="{group}"/>')
         lines += [pad + "  " + g for g in geoms(name, j)]
         lines.append(f'{pad}  <site name="{skeleton.JOINT_NAMES[j]}" pos="0 0 0"/>')
         for leaf, carrier in LEAF_SITES.items():
@@ -365,7 +372,7 @@ def build_xml(shape: HumanoidShape | None = None, sim: SimConfig = SimConfig()) 
 
     return "\n".join([
         '<mujoco model="ptjax_h36m_humanoid">',
-        '  <compiler angle="degree" autolimits="true"/>',
+        '  <compiler angle="radian" autolimits="true"/>',
         f'  <option timestep="{sim.timestep:.8g}" iterations="{sim.iterations}" ls_iterations="{sim.ls_iterations}" '
         f'solver="{sim.solver.upper() if sim.solver == "cg" else "Newton"}" '
         'integrator="implicitfast" cone="pyramidal" jacobian="dense">',
@@ -391,7 +398,7 @@ def build_xml(shape: HumanoidShape | None = None, sim: SimConfig = SimConfig()) 
     ])
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # identity hash: compiled functions are cached per humanoid
 class Humanoid:
     """A compiled humanoid: the C model, and the index tables the imitator needs."""
     model: mujoco.MjModel

@@ -1,0 +1,101 @@
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+
+from ptjax import skeleton
+from ptjax.data import Motion, load_clips
+from ptjax.imitator import humanoid, retarget
+
+WALKING = ("walk", "walker_0walk_forward", "walker_turn_left0", "walker_turn_left1", "walker_turn_right0",
+           "walker_turn_right1", "run")
+
+
+@pytest.fixture(scope="module")
+def body():
+    return humanoid.build()
+
+
+@pytest.fixture(scope="module")
+def references(body):
+    clips = load_clips()
+    return dict(zip(clips, retarget.retarget_many(body, list(clips.values()))))
+
+
+def test_fk_matches_mujoco(body):
+    tree = retarget.kinematic_tree(body)
+    rng = np.random.default_rng(0)
+    d = mujoco.MjData(body.model)
+    for _ in range(4):
+        q = body.rest_qpos()
+        q[:3] += rng.normal(size=3)
+        quat = rng.normal(size=4)
+        q[3:7] = quat / np.linalg.norm(quat)
+        q[body.hinge_qpos_adr] = rng.uniform(body.hinge_range[:, 0], body.hinge_range[:, 1])
+        d.qpos[:] = q
+        mujoco.mj_kinematics(body.model, d)
+        pos, rot = retarget.body_transforms(tree, jnp.asarray(q, jnp.float32))
+        joints = retarget.forward_kinematics(tree, jnp.asarray(q, jnp.float32))
+        np.testing.assert_allclose(joints, d.site_xpos[body.h36m_site_ids], atol=2e-5)
+        np.testing.assert_allclose(pos, d.xpos[body.body_ids], atol=2e-5)
+        np.testing.assert_allclose(rot, d.xmat[body.body_ids].reshape(-1, 3, 3), atol=2e-5)
+
+
+def test_ik_fk_error_limits_and_no_flips_on_all_clips(body, references):
+    report = {}
+    for name, ref in references.items():
+        report[name] = float(ref.ik_error.mean()) * 1000
+        hinge = np.asarray(ref.qpos)[:, body.hinge_qpos_adr]
+        assert np.all(hinge >= body.hinge_range[:, 0] - 1e-5) and np.all(hinge <= body.hinge_range[:, 1] + 1e-5)
+        jump = np.degrees(np.abs(np.diff(hinge, axis=0)).max())
+        assert jump < (35.0 if name in WALKING else 90.0), (name, jump)
+        quat = np.asarray(ref.qpos[:, 3:7])
+        assert np.all(np.abs(np.sum(quat[1:] * quat[:-1], -1)) > np.cos(np.radians(45) / 2)), name  # root too
+    print("IK->FK mean joint error per clip (mm):", {k: round(v, 2) for k, v in report.items()})
+    assert max(report.values()) <= 15.0, report
+    assert np.median(list(report.values())) < 3.0
+
+
+def test_reference_motion_features(body, references):
+    ref = references["walk"]
+    assert ref.fps == 30.0 and ref.qpos.shape == (39, body.nq) and ref.qvel.shape == (39, body.nv)
+    assert ref.body_quat.shape == (39, 14, 4) and ref.end_effectors().shape == (39, 5, 3)
+    # Hinge velocities are central differences of the angles; the root moves forward at walking speed.
+    q, v = np.asarray(ref.qpos), np.asarray(ref.qvel)
+    np.testing.assert_allclose(v[1:-1][:, body.hinge_dof_adr],
+                               (q[2:] - q[:-2])[:, body.hinge_qpos_adr] * 15.0, atol=1e-3)
+    assert 0.8 < v[:, 0].mean() < 1.2
+    # Ground alignment: the lowest sole over the clip touches the floor.
+    sole = np.asarray(ref.joints)[:, [3, 6], 2] - body.shape.ankle_height
+    assert abs(sole.min()) < 0.01
+
+
+def test_handedness_repair_restores_flipped_frames(body):
+    walk = load_clips(["walk"])["walk"].joints
+    flipped = walk.copy()
+    frames = np.array([5, 6, 20])
+    # An estimator's left/right confusion: labels swapped, geometry unchanged, so relative to the (now reversed)
+    # pelvis frame the knees bend backward.
+    flipped[frames] = walk[frames][:, list(skeleton.FLIP_PERMUTATION)]
+    repaired, swapped = retarget.fix_handedness(flipped)
+    bent = retarget.knee_bend_score(walk) > 0.02
+    assert set(np.flatnonzero(swapped)) == set(frames[bent[frames]])
+    assert np.all(retarget.knee_bend_score(repaired)[bent] > 0)
+
+
+def test_bad_input_is_refused(body):
+    walk = load_clips(["walk"])["walk"]
+    bad = walk.joints.copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        retarget.inverse_kinematics(body, bad)
+    with pytest.raises(ValueError, match="16 joints"):
+        retarget.inverse_kinematics(body, walk.joints[:, :16])
+    collapsed = walk.joints.copy()
+    collapsed[:, 2] = collapsed[:, 1]  # zero-length thigh
+    with pytest.raises(ValueError, match="zero-length bone RHip-RKnee"):
+        retarget.retarget(body, Motion("collapsed", 30.0, collapsed))
+    with pytest.raises(ValueError, match="at least 2"):
+        retarget.retarget(body, Motion("one", 30.0, walk.joints[:1]))
+    with pytest.raises(ValueError, match="ground"):
+        retarget.RetargetConfig(ground="sometimes")
