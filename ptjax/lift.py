@@ -79,6 +79,8 @@ def lift(state, keypoints: kp_io.Keypoints, world: bool = False, fps: float = DE
 def lift_file(path: str, fmt: str, checkpoint: str, out: str, world: bool = False, bvh: str | None = None,
               gif: str | None = None, fps: float = DEFAULT_FPS, **keypoint_options) -> LiftResult:
     """Read keypoints, lift them with the checkpoint's estimator and write OUT.npz (+ BVH, GIF)."""
+    if not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps}")
     keypoints = kp_io.load_keypoints(path, fmt, **keypoint_options)
     state, _ = _estimator().load(checkpoint)
     result = lift(state, keypoints, world=world or bool(bvh) or bool(gif), fps=fps)
