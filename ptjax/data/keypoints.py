@@ -480,7 +480,7 @@ def process(raw: _RawFrames, image_size: tuple[float, float] | None = None,
 
     xy = np.where(missing_src[..., None], np.nan, tracked[..., :2])
     xy[:, used] = fill_gaps(xy[:, used], missing_src[:, used])
-    xy[:, [j for j in range(xy.shape[1]) if j not in set(used)]] = 0.0  # unused by the mapping; weight 0
+    xy[:, np.setdiff1d(np.arange(xy.shape[1]), used)] = 0.0  # joints the mapping does not use (weight 0)
     if smoothing:
         xy = smooth(xy)
     conf_src = np.where(missing_src, 0.0, tracked[..., 2])
