@@ -1,7 +1,7 @@
 """Lift a person's 2D keypoints (COCO-17 / OpenPose JSON, or npz) to 3D with a trained estimator.
 
     python examples/lift_keypoints.py KEYPOINTS --format coco --checkpoint WORKDIR --out lifted.npz --gif lifted.gif
-    python examples/lift_keypoints.py --smoke --out-dir /tmp/lift_smoke
+    python examples/lift_keypoints.py --smoke --out-dir lift_smoke
 
 The steps, in the Python API (what `ptjax lift` does):
   1. `ptjax.data.keypoints.load_keypoints` reads the files, tracks one person, fills missing joints, smooths and
