@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
-from mujoco import mjx
+from ptjax._mjx import mjx
 
 from ptjax import skeleton
 from ptjax.data import load_clips

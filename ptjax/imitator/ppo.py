@@ -1,0 +1,263 @@
+"""PPO as small pure functions: `init`, `rollout`, `compute_loss`, `update` -- one jitted `update(state, refs)`.
+
+Built from brax.training pieces (policy/value networks and their action distribution, the running observation
+normaliser, GAE) composed in the PureJaxRL style: the whole iteration -- `unroll_length` steps of every humanoid,
+GAE, `num_epochs` passes over `num_minibatches` minibatches -- is one function under one `jax.jit`.
+
+Data parallelism: `update(..., axis_name="data")` runs on per-device shards of the humanoids (see
+`ptjax.parallel`); gradients, the observation statistics, the advantage normalisation and metrics are averaged with
+`lax.pmean`. Randomness and the minibatch partition are defined per global environment index (minibatch m holds
+the environments whose index is m modulo `num_minibatches`), so 1 device and N devices compute the same update up
+to float summation order.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from brax.training.acme import running_statistics
+from brax.training.agents.ppo import losses as brax_losses
+from brax.training.agents.ppo import networks as ppo_networks
+from flax import linen
+
+from ptjax.imitator.env import ReferenceLibrary, TrackingEnv
+
+
+def default_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.num_envs = 256                   # humanoids in parallel (all devices together)
+    c.unroll_length = 16               # control steps per environment per update
+    c.num_minibatches = 4
+    c.num_epochs = 4
+    c.learning_rate = 1e-4             # policy (PoseTriplet: 5e-5)
+    c.value_learning_rate = 3e-4       # value (PoseTriplet: 3e-4)
+    c.max_grad_norm = 1.0
+    c.discounting = 0.95               # PoseTriplet: gamma 0.95, lambda 0.95
+    c.gae_lambda = 0.95
+    c.clipping_epsilon = 0.2
+    c.entropy_cost = 0.0
+    c.value_coefficient = 0.5
+    c.reward_scaling = 1.0
+    c.policy_hidden = (512, 256)
+    c.value_hidden = (512, 256)
+    c.activation = "relu"
+    c.init_log_std = -1.6              # exp(-1.6) ~ 0.2 action noise at start (PoseTriplet fixed -2.3)
+    c.normalize_observations = True
+    return c
+
+
+@flax.struct.dataclass
+class PPOState:
+    params: brax_losses.PPONetworkParams
+    opt_state: optax.OptState
+    normalizer: running_statistics.RunningStatisticsState
+    env_state: object           # brax State batched over this device's environments
+    rng: jax.Array              # raw PRNG key, identical on every device
+    env_offset: jax.Array       # () int32: global index of this device's first environment
+    env_steps: jax.Array        # () float32: environment steps taken so far (all devices)
+    iteration: jax.Array        # () int32
+
+
+def _validate(config, num_envs_local: int | None = None):
+    if config.num_envs < 1 or config.unroll_length < 1 or config.num_epochs < 1:
+        raise ValueError("num_envs, unroll_length and num_epochs must be >= 1")
+    if config.num_envs % config.num_minibatches:
+        raise ValueError(f"num_envs ({config.num_envs}) must be divisible by num_minibatches "
+                         f"({config.num_minibatches})")
+    if num_envs_local is not None and num_envs_local % config.num_minibatches:
+        raise ValueError(f"environments per device ({num_envs_local}) must be divisible by num_minibatches "
+                         f"({config.num_minibatches})")
+    if not (config.learning_rate > 0 and config.value_learning_rate > 0):
+        raise ValueError(f"learning rates must be positive, got {config.learning_rate}, {config.value_learning_rate}")
+    if not 0 < config.discounting <= 1 or not 0 <= config.gae_lambda <= 1:
+        raise ValueError("discounting must be in (0, 1] and gae_lambda in [0, 1]")
+
+
+class PPO:
+    """Static parts (networks, optimiser, environment) and the pure functions over `PPOState`."""
+
+    def __init__(self, env: TrackingEnv, config: ml_collections.ConfigDict | None = None):
+        self.env = env
+        self.config = config or default_config()
+        _validate(self.config)
+        c = self.config
+        preprocess = running_statistics.normalize if c.normalize_observations else (lambda x, y: x)
+        self.networks = ppo_networks.make_ppo_networks(
+            env.observation_size, env.action_size, preprocess_observations_fn=preprocess,
+            policy_hidden_layer_sizes=tuple(c.policy_hidden), value_hidden_layer_sizes=tuple(c.value_hidden),
+            activation=getattr(linen, c.activation), distribution_type="normal", noise_std_type="log",
+            init_noise_std=float(jnp.exp(c.init_log_std)))
+        self.distribution = self.networks.parametric_action_distribution
+        self.optimizer = optax.chain(
+            optax.clip_by_global_norm(c.max_grad_norm),
+            optax.multi_transform({"policy": optax.adam(c.learning_rate), "value": optax.adam(c.value_learning_rate)},
+                                  lambda p: brax_losses.PPONetworkParams(policy="policy", value="value")))
+
+    # --- state ---
+    def init(self, rng: jax.Array, refs: ReferenceLibrary, num_envs_local: int | None = None,
+             env_offset: int = 0) -> PPOState:
+        c = self.config
+        num_envs_local = num_envs_local or c.num_envs
+        _validate(c, num_envs_local)
+        k_policy, k_value, k_env, rng = jax.random.split(rng, 4)
+        params = brax_losses.PPONetworkParams(policy=self.networks.policy_network.init(k_policy),
+                                               value=self.networks.value_network.init(k_value))
+        # Strong float32 leaves everywhere: `update` must return exactly the types it takes, or every call after the
+        # first recompiles (brax initialises the log-std weakly typed and std_eps as a Python float).
+        params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
+        normalizer = running_statistics.init_state(
+            jax.ShapeDtypeStruct((self.env.observation_size,), jnp.float32))
+        normalizer = normalizer.replace(std_eps=jnp.asarray(normalizer.std_eps, jnp.float32))
+        env_keys = jax.vmap(lambda i: jax.random.fold_in(k_env, i))(env_offset + jnp.arange(num_envs_local))
+        env_state = jax.vmap(self.env.reset, in_axes=(0, None))(env_keys, refs)
+        return PPOState(params=params, opt_state=self.optimizer.init(params), normalizer=normalizer,
+                        env_state=env_state, rng=rng, env_offset=jnp.asarray(env_offset, jnp.int32),
+                        env_steps=jnp.zeros((), jnp.float32), iteration=jnp.zeros((), jnp.int32))
+
+    # --- acting ---
+    def _env_keys(self, key, env_state, offset):
+        n = env_state.reward.shape[0]
+        return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n))
+
+    def act(self, params, normalizer, obs, keys=None, deterministic: bool = False):
+        """obs (B, obs) -> actions (B, A) and the extras PPO needs (raw action, log prob, distribution)."""
+        logits = self.networks.policy_network.apply(normalizer, params.policy, obs)
+        if deterministic:
+            return self.distribution.mode(logits), {}
+        raw = jax.vmap(self.distribution.sample_no_postprocessing)(logits, keys)
+        log_prob = self.distribution.log_prob(logits, raw)
+        return self.distribution.postprocess(raw), {"raw_action": raw, "log_prob": log_prob, "logits": logits}
+
+    def rollout(self, params, normalizer, env_state, key, refs, offset, length: int):
+        """`length` steps of every local environment. Returns the final env state and [T, B] transitions."""
+        step_env = jax.vmap(self.env.step, in_axes=(0, 0, None))
+
+        def one_step(carry, step_key):
+            state = carry
+            action, extras = self.act(params, normalizer, state.obs, self._env_keys(step_key, state, offset))
+            nxt = step_env(state, action, refs)
+            transition = {
+                "obs": state.obs, "next_obs": nxt.obs, "action": action, "reward": nxt.reward,
+                "done": nxt.done, "truncation": nxt.info["truncation"], **extras,
+                "done_return": nxt.info["done_return"], "done_length": nxt.info["done_length"],
+                "nan_reset": nxt.info["nan_reset"], "fell": nxt.info["fell"],
+                "joint_error": nxt.metrics["joint_error"],
+            }
+            return nxt, transition
+
+        return jax.lax.scan(one_step, env_state, jax.random.split(key, length))
+
+    # --- learning ---
+    def compute_loss(self, params, normalizer, data, axis_name: str | None = None):
+        """PPO clipped-surrogate loss on [T, B] data (one minibatch of environments)."""
+        c = self.config
+        value_apply = self.networks.value_network.apply
+        logits = self.networks.policy_network.apply(normalizer, params.policy, data["obs"])
+        values = value_apply(normalizer, params.value, data["obs"])
+        bootstrap = value_apply(normalizer, params.value, data["next_obs"][-1])
+        truncation = data["truncation"]
+        termination = data["done"] * (1 - truncation)
+        vs, advantages = brax_losses.compute_gae(
+            truncation=truncation, termination=termination, rewards=data["reward"] * c.reward_scaling,
+            values=values, bootstrap_value=bootstrap, lambda_=c.gae_lambda, discount=c.discounting)
+        # Advantage normalisation over the global minibatch (all devices).
+        mean = _pmean(jnp.mean(advantages), axis_name)
+        var = _pmean(jnp.mean((advantages - mean) ** 2), axis_name)
+        advantages = (advantages - mean) / (jnp.sqrt(var) + 1e-8)
+        log_prob = self.distribution.log_prob(logits, data["raw_action"])
+        ratio = jnp.exp(log_prob - data["log_prob"])
+        policy_loss = -jnp.mean(jnp.minimum(ratio * advantages,
+                                            jnp.clip(ratio, 1 - c.clipping_epsilon, 1 + c.clipping_epsilon)
+                                            * advantages))
+        value_loss = 0.5 * c.value_coefficient * jnp.mean((vs - values) ** 2)
+        entropy = jnp.mean(self.distribution.entropy(logits, jax.random.PRNGKey(0)))
+        loss = policy_loss + value_loss - c.entropy_cost * entropy
+        approx_kl = jnp.mean(data["log_prob"] - log_prob)
+        clip_fraction = jnp.mean((jnp.abs(ratio - 1) > c.clipping_epsilon).astype(jnp.float32))
+        return loss, {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
+                      "approx_kl": approx_kl, "clip_fraction": clip_fraction}
+
+    def update(self, state: PPOState, refs: ReferenceLibrary, axis_name: str | None = None
+               ) -> tuple[PPOState, dict]:
+        """One PPO iteration: rollout -> normaliser update -> epochs of minibatch gradient steps."""
+        c = self.config
+        rng, k_roll, k_epochs = jax.random.split(state.rng, 3)
+        env_state, data = self.rollout(state.params, state.normalizer, state.env_state, k_roll, refs,
+                                       state.env_offset, c.unroll_length)
+        # The loss uses the normaliser the rollout acted with, so the probability ratios compare like with like;
+        # the statistics are updated after the epochs, for the next rollout.
+        normalizer = state.normalizer
+        num_envs_local = data["reward"].shape[1]
+        m = c.num_minibatches
+        # Minibatch m = environments with global index = m (mod M); the order of minibatches is shuffled per epoch
+        # with a key shared by all devices.
+        global_index = state.env_offset + jnp.arange(num_envs_local)
+        order = jnp.argsort(global_index % m, stable=True)
+        learn = {k: v for k, v in data.items() if k in ("obs", "next_obs", "reward", "done", "truncation",
+                                                      "raw_action", "log_prob")}
+        grouped = jax.tree_util.tree_map(
+            lambda x: jnp.swapaxes(x[:, order].reshape((x.shape[0], m, num_envs_local // m) + x.shape[2:]), 0, 1),
+            learn)  # [M, T, B/M, ...]
+
+        grad_fn = jax.value_and_grad(self.compute_loss, has_aux=True)
+
+        def minibatch_step(carry, index):
+            params, opt_state = carry
+            batch = jax.tree_util.tree_map(lambda x: x[index], grouped)
+            (_, metrics), grads = grad_fn(params, normalizer, batch, axis_name)
+            grads = _pmean(grads, axis_name)
+            updates, opt_state = self.optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        def epoch(carry, key):
+            return jax.lax.scan(minibatch_step, carry, jax.random.permutation(key, m))
+
+        (params, opt_state), loss_metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                                         jax.random.split(k_epochs, c.num_epochs))
+        # A non-finite update is dropped (the run keeps its last good parameters) and counted.
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(params)]))
+        finite = _pmin(finite, axis_name)
+        params = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), params, state.params)
+        opt_state = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), opt_state, state.opt_state)
+
+        if c.normalize_observations:
+            normalizer = running_statistics.update(normalizer, data["obs"], pmap_axis_name=axis_name)
+        episodes = _psum(jnp.sum(data["done"]), axis_name)
+        metrics = {k: _pmean(jnp.mean(v), axis_name) for k, v in loss_metrics.items()}
+        metrics.update(
+            reward=_pmean(jnp.mean(data["reward"]), axis_name),
+            joint_error=_pmean(jnp.mean(data["joint_error"]), axis_name),
+            episodes=episodes,
+            episode_return=_psum(jnp.sum(data["done_return"]), axis_name) / jnp.maximum(episodes, 1.0),
+            episode_length=_psum(jnp.sum(data["done_length"]), axis_name) / jnp.maximum(episodes, 1.0),
+            fall_rate=_psum(jnp.sum(data["fell"]), axis_name) / jnp.maximum(episodes, 1.0),
+            nan_resets=_psum(jnp.sum(data["nan_reset"]), axis_name),
+            nonfinite_update=1.0 - finite.astype(jnp.float32),
+            action_std=_pmean(jnp.mean(jnp.exp(params.policy["params"]["std_logparam"]["log_value"])), axis_name),
+        )
+        env_steps = state.env_steps + _psum(jnp.asarray(data["reward"].size, jnp.float32), axis_name)
+        new_state = state.replace(params=params, opt_state=opt_state, normalizer=normalizer, env_state=env_state,
+                                  rng=rng, env_steps=env_steps, iteration=state.iteration + 1)
+        return new_state, metrics
+
+
+def _pmean(x, axis_name):
+    return x if axis_name is None else jax.lax.pmean(x, axis_name)
+
+
+def _psum(x, axis_name):
+    return x if axis_name is None else jax.lax.psum(x, axis_name)
+
+
+def _pmin(x, axis_name):
+    return x if axis_name is None else jax.lax.pmin(x, axis_name)
+
+
+@functools.lru_cache(maxsize=8)
+def jitted_update(ppo: PPO):
+    return jax.jit(ppo.update)
