@@ -32,13 +32,24 @@ def _check_finite(state: Any) -> None:
                     f"refusing to checkpoint non-finite values at {jax.tree_util.keystr(path)}")
 
 
+def _is_empty(leaf) -> bool:
+    return hasattr(leaf, "shape") and int(np.prod(leaf.shape)) == 0
+
+
+def _fill_empty(tree):
+    """Orbax cannot store zero-size arrays (MJX data has some): store a one-element placeholder instead."""
+    return jax.tree_util.tree_map(lambda x: np.zeros((1,), x.dtype) if _is_empty(x) else x, tree)
+
+
 def save(directory: str, step: int, state: Any, metadata: dict | None = None, max_to_keep: int | None = 3,
          check_finite: bool = True) -> str:
     """Save `state` as checkpoint `step` under `directory` (and `metadata` as JSON beside it)."""
     if check_finite:
         _check_finite(state)
     with _manager(directory, max_to_keep) as mngr:
-        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+        if step in mngr.all_steps():
+            mngr.delete(step)  # saving the same step again replaces it
+        mngr.save(step, args=ocp.args.StandardSave(_fill_empty(state)), force=True)
         mngr.wait_until_finished()
     if metadata is not None:
         path = os.path.join(directory, f"metadata_{step}.json")
@@ -71,8 +82,9 @@ def restore(directory: str, template: Any, step: int | None = None) -> tuple[Any
         step = mngr.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint found in {directory!r}")
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, template)
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, _fill_empty(template))
         state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    state = jax.tree_util.tree_map(lambda t, x: t if _is_empty(t) else x, template, state)
     return state, step
 
 

@@ -14,6 +14,7 @@ import sys
 from ptjax.config import split_overrides
 
 COMMAND_MODULES = (
+    "ptjax.imitator.cli",
     "ptjax.data.cli",
     "ptjax.lift",
     "ptjax.evaluate",

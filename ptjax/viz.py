@@ -174,3 +174,47 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str, xla
     import matplotlib.pyplot as plt
     plt.close(fig)
     return path
+
+
+def animate_overlay(layers: dict[str, np.ndarray], path: str, fps: float = 30.0, max_frames: int | None = 150,
+                    elev: float = 15.0, azim: float = -60.0, radius: float = 1.2) -> str:
+    """Several (T, 17, 3) world sequences drawn in ONE 3D panel (e.g. reference in grey under the simulation), the
+    view following the last layer's root; the legend names the layers."""
+    from matplotlib import animation
+    seqs, length, step = _prepare(layers, max_frames)
+    for name, seq in seqs.items():
+        if seq.shape[-1] != 3:
+            raise ValueError(f"overlay layer {name!r} must be (T, 17, 3), got {seq.shape}")
+    fig, (ax,) = _figure(1, ["3d"], size=4.5)
+    ax.view_init(elev=elev, azim=azim)
+    ax.set_box_aspect((1, 1, 1))
+    palette = ["#9a9a9a", "#1f77b4", "#d62728", "#2ca02c"]
+    lines = []
+    for i, (name, seq) in enumerate(seqs.items()):
+        color = palette[i % len(palette)]
+        layer = [ax.plot([], [], [], color=color, lw=2.5 if i else 4, alpha=0.6 if i == 0 else 1.0,
+                         label=name if b == 0 else None)[0] for b in range(len(skeleton.BONES))]
+        lines.append((seq, layer))
+    ax.legend(loc="upper left", fontsize=8)
+    follow = list(seqs.values())[-1]
+
+    def draw(frame):
+        center = follow[min(frame, len(follow) - 1), 0]
+        if np.all(np.isfinite(center)):
+            ax.set_xlim(center[0] - radius, center[0] + radius)
+            ax.set_ylim(center[1] - radius, center[1] + radius)
+        ax.set_zlim(0.0, 2 * radius)
+        out = []
+        for seq, layer in lines:
+            pose = seq[min(frame, len(seq) - 1)]
+            for (p, c), line in zip(skeleton.BONES, layer):
+                line.set_data_3d([pose[p, 0], pose[c, 0]], [pose[p, 1], pose[c, 1]], [pose[p, 2], pose[c, 2]])
+                out.append(line)
+        return out
+
+    anim = animation.FuncAnimation(fig, draw, frames=range(0, length, step), blit=False)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    anim.save(path, writer=_writer(path, fps / step))
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return path

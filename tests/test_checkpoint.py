@@ -38,3 +38,11 @@ def test_refuses_nan_state_and_missing_dir(tmp_path):
         checkpoint.save(str(tmp_path), 1, bad)
     with pytest.raises(FileNotFoundError):
         checkpoint.restore(str(tmp_path / "nope"), _state(0))
+
+
+def test_zero_size_leaves_round_trip(tmp_path):
+    state = {"a": jnp.arange(3.0), "empty": jnp.zeros((0,), jnp.float32), "nested": {"e2": jnp.zeros((2, 0))}}
+    checkpoint.save(str(tmp_path), 1, state)
+    restored, _ = checkpoint.restore(str(tmp_path), jax.tree_util.tree_map(jnp.zeros_like, state))
+    assert restored["empty"].shape == (0,) and restored["nested"]["e2"].shape == (2, 0)
+    np.testing.assert_array_equal(restored["a"], state["a"])

@@ -28,10 +28,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from brax.envs.base import State
+
+from ptjax._mjx import mjx  # noqa: F401  (before brax: silences mujoco.mjx's import notice)
+from brax.envs.base import State  # noqa: E402
 
 from ptjax import skeleton
-from ptjax._mjx import mjx
 from ptjax.imitator.humanoid import BODIES, Humanoid
 from ptjax.imitator.retarget import ReferenceMotion, body_transforms, kinematic_tree, mat_to_quat, quat_to_mat
 

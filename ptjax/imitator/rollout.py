@@ -1,0 +1,119 @@
+"""Fail-safe evaluation rollout: a deterministic policy plays every take from start to end; when the body falls
+it is put back standing at its current root position and heading, and the reset is counted (PoseTriplet's
+"naivefs" evaluation, reference §3.7). The simulated H36M-17 joints are the imitator's output."""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ptjax._mjx import mjx  # noqa: F401  (before brax: silences mujoco.mjx's import notice)
+from brax.envs.base import State  # noqa: E402
+
+from ptjax import skeleton
+from ptjax.data.motion import Motion
+from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, heading_rotation
+from ptjax.imitator.retarget import mat_to_quat, quat_to_mat
+
+J = skeleton.JOINT_INDEX
+
+
+@flax.struct.dataclass
+class RolloutResult:
+    joints: jax.Array        # (N, T, 17, 3) simulated joints, world frame
+    reference: jax.Array     # (N, T, 17, 3) reference joints
+    lengths: jax.Array       # (N,) frames per take
+    reset_mask: jax.Array    # (N, T) a fail-safe reset happened at this frame
+    joint_error: jax.Array   # (N, T) mean global joint distance to the reference before any reset, metres
+
+    def summary(self, names=None) -> dict:
+        """Per-take and mean tracking measures: resets, success (no reset = never deviating beyond the
+        termination criteria), G-MPJPE (global) and MPJPE (root-relative), in mm."""
+        lengths = np.asarray(self.lengths)
+        resets = np.asarray(self.reset_mask).sum(1)
+        sim, ref = np.asarray(self.joints), np.asarray(self.reference)
+        takes = {}
+        for i, n in enumerate(lengths):
+            s, r = sim[i, :n], ref[i, :n]
+            g = np.linalg.norm(s - r, axis=-1).mean()
+            rr = np.linalg.norm((s - s[:, :1]) - (r - r[:, :1]), axis=-1).mean()
+            name = names[i] if names is not None else f"take_{i}"
+            takes[name] = {"frames": int(n), "resets": int(resets[i]), "success": bool(resets[i] == 0),
+                           "g_mpjpe_mm": float(g * 1000), "mpjpe_mm": float(rr * 1000)}
+        vals = list(takes.values())
+        frames = np.array([t["frames"] for t in vals], float)
+        return {
+            "success_rate": float(np.mean([t["success"] for t in vals])),
+            "resets": int(sum(t["resets"] for t in vals)),
+            "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in vals], weights=frames)),
+            "mpjpe_mm": float(np.average([t["mpjpe_mm"] for t in vals], weights=frames)),
+            "takes": takes,
+        }
+
+    def to_motions(self, names, fps: float) -> list[Motion]:
+        joints, lengths = np.asarray(self.joints), np.asarray(self.lengths)
+        return [Motion(n, fps, joints[i, :lengths[i]]) for i, n in enumerate(names)]
+
+
+def standing_qpos(env: TrackingEnv, qpos: jax.Array) -> jax.Array:
+    """The rest pose at `qpos`'s root position (on the floor) and heading."""
+    heading = heading_rotation(quat_to_mat(qpos[3:7]))
+    rest = env._rest_qpos
+    return rest.at[0:2].set(qpos[0:2]).at[3:7].set(mat_to_quat(heading))
+
+
+def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.Array | None = None
+                     ) -> RolloutResult:
+    """Roll every take of `refs` out with `act_fn(obs (B, obs)) -> actions (B, A)` (deterministic policy)."""
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    c = env.config
+    t_max = refs.max_frames
+    takes = jnp.arange(refs.num_takes)
+    start = jax.vmap(lambda i: env.reset_at(rng, refs, i, 0))(takes)
+
+    def one_step(state, t):
+        action = act_fn(state.obs)
+        data = jax.vmap(env.physics_step, in_axes=(0, 0, None))(state, action, refs)
+        frame = t + 1
+        active = frame < refs.lengths
+
+        def features(d, take):
+            pos, rot = env._kinematics(d.qpos)
+            joints = env._joints(pos, rot)
+            r_joints = env._ref_frame(refs, take, frame)[2]
+            return pos, rot, joints, r_joints
+
+        pos, rot, joints, r_joints = jax.vmap(features)(data, takes)
+        err = jnp.mean(jnp.linalg.norm(joints - r_joints, axis=-1), -1)
+        finite = jnp.all(jnp.isfinite(data.qpos), -1) & jnp.all(jnp.isfinite(data.qvel), -1)
+        fell = (err > c.termination_distance) | (joints[:, J["Head"], 2] < r_joints[:, J["Head"], 2] - c.head_drop)
+        reset = active & (fell | ~finite)
+        safe_qpos = jnp.where(finite[:, None], data.qpos, state.pipeline_state.qpos)
+        new_qpos = jnp.where(reset[:, None], jax.vmap(lambda q: standing_qpos(env, q))(safe_qpos), safe_qpos)
+        new_qvel = jnp.where(reset[:, None] | ~finite[:, None], 0.0, data.qvel)
+        data = data.replace(qpos=new_qpos, qvel=new_qvel)
+        pos, rot, joints, _ = jax.vmap(features)(data, takes)
+        obs = jax.vmap(lambda d, p, r, i: env._observation(d, p, r, refs, i, frame))(data, pos, rot, takes)
+        info = dict(state.info)
+        info["frame"] = jnp.where(active, frame, state.info["frame"])
+        # Finished takes keep their last state.
+        data = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(active.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+            data, state.pipeline_state)
+        new_state = State(pipeline_state=data, obs=jnp.where(active[:, None], obs, state.obs),
+                          reward=state.reward, done=state.done, metrics=state.metrics, info=info)
+        return new_state, (joints, r_joints, reset, err)
+
+    first_joints = jax.vmap(lambda d: env._joints(*env._kinematics(d.qpos)))(start.pipeline_state)
+    first_ref = refs.joints[:, 0]
+    _, (joints, r_joints, reset, err) = jax.lax.scan(one_step, start, jnp.arange(t_max - 1))
+    joints = jnp.concatenate([first_joints[None], joints], 0).swapaxes(0, 1)
+    r_joints = jnp.concatenate([first_ref[None], r_joints], 0).swapaxes(0, 1)
+    reset = jnp.concatenate([jnp.zeros((1, refs.num_takes), bool), reset], 0).swapaxes(0, 1)
+    err0 = jnp.mean(jnp.linalg.norm(first_joints - first_ref, axis=-1), -1)
+    err = jnp.concatenate([err0[None], err], 0).swapaxes(0, 1)
+    valid = jnp.arange(t_max)[None, :] < refs.lengths[:, None]
+    return RolloutResult(joints=joints, reference=r_joints, lengths=refs.lengths, reset_mask=reset & valid,
+                         joint_error=jnp.where(valid, err, 0.0))

@@ -1,0 +1,217 @@
+"""Training the imitator standalone: references from motions, data-parallel PPO, logging, checkpoints, evaluation.
+
+`Imitator` bundles the static parts (humanoid, environment, PPO, device mesh, compiled update); its state is the
+data-parallel `PPOState` (leading device axis). `train(config, workdir)` is what `ptjax imitate train` runs; the
+co-evolution driver uses the same `Imitator` with references retargeted from the estimator's output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from ptjax import checkpoint, parallel
+from ptjax.data import Motion, load_clips
+from ptjax.imitator import humanoid as humanoid_lib
+from ptjax.imitator import retarget
+from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, make_library
+from ptjax.imitator.ppo import PPO, PPOState
+from ptjax.imitator.rollout import RolloutResult, failsafe_rollout
+
+
+def sim_config(config) -> humanoid_lib.SimConfig:
+    s = config.sim
+    return humanoid_lib.SimConfig(timestep=s.timestep, substeps=s.substeps, solver=s.solver,
+                                  iterations=s.iterations, ls_iterations=s.ls_iterations,
+                                  joint_limits=s.joint_limits)
+
+
+def retarget_config(config) -> retarget.RetargetConfig:
+    r = config.retarget
+    return retarget.RetargetConfig(fps=config.fps, ground=r.ground, fix_handedness=r.fix_handedness,
+                                   reset_bone_lengths=r.reset_bone_lengths)
+
+
+def build_humanoid(config, motions: Sequence[Motion] | None = None) -> humanoid_lib.Humanoid:
+    sim = sim_config(config)
+    if abs(sim.control_dt - 1.0 / config.fps) > 1e-6:
+        raise ValueError(f"sim timestep x substeps = {sim.control_dt:.5f} s must equal 1 / fps = "
+                         f"{1.0 / config.fps:.5f} s (the control step)")
+    if config.body.shape == "default":
+        shape = humanoid_lib.default_shape()
+    elif config.body.shape == "motion":
+        if not motions:
+            raise ValueError("body.shape='motion' needs motions to measure")
+        shape = humanoid_lib.shape_from_motion(np.concatenate([m.joints for m in motions]),
+                                               total_mass=config.body.total_mass)
+    else:
+        raise ValueError(f"body.shape must be 'default' or 'motion', got {config.body.shape!r}")
+    return humanoid_lib.build(shape, sim)
+
+
+@dataclasses.dataclass
+class Imitator:
+    config: ml_collections.ConfigDict
+    humanoid: humanoid_lib.Humanoid
+    env: TrackingEnv
+    ppo: PPO
+    mesh: jax.sharding.Mesh
+
+    @classmethod
+    def create(cls, config, motions: Sequence[Motion] | None = None) -> "Imitator":
+        body = build_humanoid(config, motions)
+        env = TrackingEnv(body, config.env)
+        ppo = PPO(env, config)
+        n = config.num_devices or len(jax.devices())
+        mesh = parallel.make_mesh(n)
+        if config.num_envs % n:
+            raise ValueError(f"num_envs ({config.num_envs}) must be divisible by the device count ({n})")
+        return cls(config, body, env, ppo, mesh)
+
+    @property
+    def num_devices(self) -> int:
+        return parallel.num_devices(self.mesh)
+
+    def references(self, motions: Sequence[Motion]) -> list[retarget.ReferenceMotion]:
+        return retarget.retarget_many(self.humanoid, motions, retarget_config(self.config))
+
+    def library(self, refs: Sequence[retarget.ReferenceMotion], **kwargs) -> ReferenceLibrary:
+        return make_library(refs, **kwargs)
+
+    def init(self, rng: jax.Array, library: ReferenceLibrary) -> PPOState:
+        local = self.config.num_envs // self.num_devices
+        lib = parallel.replicate(library, self.mesh)
+        return parallel.stack(lambda d: self.ppo.init(rng, lib, local, d * local), self.mesh)
+
+    @property
+    def update(self):
+        if not hasattr(self, "_update"):
+            self._update = parallel.data_parallel(self.ppo.update, self.mesh)
+        return self._update
+
+    def act_fn(self, state: PPOState):
+        params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
+        return lambda obs: self.ppo.act(params, normalizer, obs, deterministic=True)[0]
+
+    def evaluate(self, state: PPOState, library: ReferenceLibrary) -> RolloutResult:
+        params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
+        if not hasattr(self, "_rollout"):
+            def run(params, normalizer, lib):
+                act = lambda obs: self.ppo.act(params, normalizer, obs, deterministic=True)[0]  # noqa: E731
+                return failsafe_rollout(self.env, act, lib)
+            self._rollout = jax.jit(run)
+        return self._rollout(params, normalizer, library)
+
+
+def _scalars(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
+          motions: Sequence[Motion] | None = None, progress: bool = True) -> tuple[Imitator, PPOState, list]:
+    """Standalone imitator training on `motions` (default: the config's bundled clips)."""
+    from tqdm import tqdm
+    from tensorboardX import SummaryWriter
+    from ptjax import viz
+
+    if config.iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {config.iterations}")
+    motions = list(motions) if motions is not None else list(load_clips(list(config.clips)).values())
+    names = [m.name for m in motions]
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    imitator = Imitator.create(config, motions)
+    refs = imitator.references(motions)
+    library = imitator.library(refs)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    state = imitator.init(jax.random.PRNGKey(config.seed), library)
+    history: list[dict] = []
+    history_path = os.path.join(workdir, "metrics.json")
+    if resume and checkpoint.latest_step(ckpt_dir) is not None:
+        state, _ = checkpoint.restore(ckpt_dir, state)
+        state = parallel.shard_stacked(state, imitator.mesh)
+        if os.path.exists(history_path):
+            with open(history_path) as f:
+                history = json.load(f)["train"]
+    start = int(parallel.unstack(state.iteration))
+    writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    lib = parallel.replicate(library, imitator.mesh)
+    t0 = time.time()
+    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="imitator PPO",
+               disable=not progress, dynamic_ncols=True)
+    evaluations = []
+
+    def save(it):
+        checkpoint.save(ckpt_dir, it, state, metadata={"iteration": it, "takes": names})
+
+    def log_eval(it):
+        result = imitator.evaluate(state, library).summary(names)
+        result["iteration"] = it
+        evaluations.append(result)
+        writer.add_scalar("eval/success_rate", result["success_rate"], it)
+        writer.add_scalar("eval/g_mpjpe_mm", result["g_mpjpe_mm"], it)
+        return result
+
+    for it in bar:
+        state, metrics = imitator.update(state, lib)
+        it1 = it + 1
+        if it1 % config.log_every == 0 or it1 == config.iterations:
+            m = _scalars(metrics)
+            m.update(iteration=it1, env_steps=float(parallel.unstack(state.env_steps)),
+                     wall_seconds=time.time() - t0)
+            if not np.isfinite(m["loss"]):
+                raise FloatingPointError(f"imitator loss became non-finite at iteration {it1}: {m}")
+            history.append(m)
+            for k, v in m.items():
+                writer.add_scalar(f"train/{k}", v, it1)
+            bar.set_postfix(ret=f"{m['episode_return']:.2f}", len=f"{m['episode_length']:.1f}",
+                            err=f"{m['joint_error'] * 1000:.0f}mm")
+        if config.eval_every and it1 % config.eval_every == 0:
+            log_eval(it1)
+        if it1 % config.checkpoint_every == 0:
+            save(it1)
+        if config.max_minutes and time.time() - t0 > 60 * config.max_minutes:
+            bar.write(f"stopping after {time.time() - t0:.0f} s (max_minutes={config.max_minutes})")
+            break
+    final_it = int(parallel.unstack(state.iteration))
+    save(final_it)
+    final = log_eval(final_it)
+    with open(history_path, "w") as f:
+        json.dump({"train": history, "eval": evaluations}, f, indent=1)
+    if history:
+        steps = np.array([h["env_steps"] for h in history])
+        viz.plot_curves({"episode return": (steps, np.array([h["episode_return"] for h in history]))},
+                        os.path.join(workdir, "episode_return.png"), xlabel="environment steps",
+                        ylabel="mean episode return", title="imitator training")
+        viz.plot_curves({"episode length": (steps, np.array([h["episode_length"] for h in history]))},
+                        os.path.join(workdir, "episode_length.png"), xlabel="environment steps",
+                        ylabel="mean episode length (control steps)", title="imitator training")
+    writer.close()
+    if progress:
+        print(f"evaluation: success {final['success_rate']:.2f}, G-MPJPE {final['g_mpjpe_mm']:.1f} mm, "
+              f"MPJPE {final['mpjpe_mm']:.1f} mm, resets {final['resets']}")
+    return imitator, state, history
+
+
+def load(workdir: str, config: ml_collections.ConfigDict | None = None):
+    """Rebuild an imitator and its latest state from a training workdir."""
+    if config is None:
+        with open(os.path.join(workdir, "config.json")) as f:
+            config = ml_collections.ConfigDict(json.load(f))
+        config.clips = tuple(config.clips)
+        config.policy_hidden, config.value_hidden = tuple(config.policy_hidden), tuple(config.value_hidden)
+    motions = list(load_clips(list(config.clips)).values())
+    imitator = Imitator.create(config, motions)
+    library = imitator.library(imitator.references(motions))
+    template = imitator.init(jax.random.PRNGKey(config.seed), library)
+    state, _ = checkpoint.restore(os.path.join(workdir, "checkpoints"), template)
+    return imitator, parallel.shard_stacked(state, imitator.mesh), library, [m.name for m in motions]

@@ -1,0 +1,79 @@
+"""Data parallelism with pmap semantics, built on `jax.shard_map` over a 1-D device mesh axis `data`.
+
+A data-parallel state carries a leading device axis on every leaf (as under `jax.pmap`): device d holds row d.
+`data_parallel(update)` turns an `update(state, *args, axis_name=...) -> (state, metrics)` written for one shard
+(with `lax.pmean`/`psum` over `axis_name`) into a jitted function over the stacked state; extra arguments are
+replicated. The same code runs on 1 CPU device, on `XLA_FLAGS=--xla_force_host_platform_device_count=N`, on one
+GPU, and on many hosts: after `jax.distributed.initialize()`, `make_mesh()` spans every process's devices and each
+process feeds its own rows of the state (see README "Multi-host").
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXIS = "data"
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    devices = jax.devices()
+    if num_devices is not None:
+        if num_devices < 1 or num_devices > len(devices):
+            raise ValueError(f"asked for {num_devices} devices, {len(devices)} available")
+        devices = devices[:num_devices]
+    return Mesh(np.array(devices), (AXIS,))
+
+
+def num_devices(mesh: Mesh) -> int:
+    return mesh.devices.size
+
+
+def shard_stacked(tree, mesh: Mesh):
+    """Place a stacked (leading device axis) pytree with row d on device d."""
+    sharding = NamedSharding(mesh, P(AXIS))
+    return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def replicate(tree, mesh: Mesh):
+    sharding = NamedSharding(mesh, P())
+    return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
+
+
+def stack(per_device: Callable[[int], object], mesh: Mesh):
+    """Build row d of a stacked state with `per_device(d)` (traced d), placed on the mesh."""
+    n = num_devices(mesh)
+    return shard_stacked(jax.jit(jax.vmap(per_device))(jnp.arange(n)), mesh)
+
+
+def unstack(tree, index: int = 0):
+    """Row `index` of a stacked state (e.g. to checkpoint replicated parameters)."""
+    return jax.tree_util.tree_map(lambda x: x[index], tree)
+
+
+def data_parallel(update: Callable, mesh: Mesh, num_replicated_args: int = 1, donate: bool = False) -> Callable:
+    """Jitted `(stacked_state, *replicated_args) -> (stacked_state, metrics)` from a per-shard `update`.
+
+    `update(state, *args, axis_name=AXIS)` must average what should be global with lax.pmean/psum over AXIS, so
+    its metrics are the same on every device; the first device's copy is returned.
+    """
+    def per_device(state, *args):
+        state = jax.tree_util.tree_map(lambda x: x[0], state)
+        new_state, metrics = update(state, *args, axis_name=AXIS)
+        return (jax.tree_util.tree_map(lambda x: x[None], new_state),
+                jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], metrics))
+
+    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS),) + (P(),) * num_replicated_args,
+                            out_specs=(P(AXIS), P(AXIS)), check_vma=False)
+    jitted = jax.jit(sharded, donate_argnums=(0,) if donate else ())
+
+    def call(state, *args):
+        new_state, metrics = jitted(state, *args)
+        return new_state, jax.tree_util.tree_map(lambda x: x[0], metrics)
+
+    return call
