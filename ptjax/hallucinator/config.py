@@ -21,6 +21,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.encoder_out = 128        # original 256 (also the z_tta and z_target size)
     c.model.lstm_size = 512          # original 1536
     c.model.decoder_hidden = (256, 128)  # original (512, 256)
+    c.model.residual = "interpolation"  # outputs add to: "interpolation" (delta-interpolator) or "state" (RMI)
     c.model.target_noise = 0.5       # z_target ~ N(0, 1) scaled by 0.5 * lambda(tta)
     c.model.noise_start = 5.0        # lambda = 0 below 5 frames to arrival, 1 from 30
     c.model.noise_end = 30.0
@@ -82,6 +83,7 @@ def paper_config() -> ml_collections.ConfigDict:
     c.model.lstm_size = 1536
     c.model.decoder_hidden = (512, 256)
     c.model.disc_hidden = (512, 256)
+    c.model.residual = "state"
     c.optim.lr, c.optim.d_lr = 1e-4, 1e-5
     c.optim.warmup_steps = 0
     c.optim.final_lr_ratio = 1.0
@@ -103,6 +105,8 @@ def tiny_config() -> ml_collections.ConfigDict:
     c.model.short_kernel = 2
     c.model.long_kernel = 4
     c.model.noise_start, c.model.noise_end = 1.0, 4.0
+    c.optim.warmup_steps = 5
+    c.data.clips = ("walk", "walker_turn_left0", "kick", "cartwheel")
     c.train.steps = 30
     c.train.batch_size = 8
     c.train.log_every = 10
@@ -134,11 +138,12 @@ def validate(c: ml_collections.ConfigDict) -> None:
          f"model.decoder_hidden must be positive sizes, got {c.model.decoder_hidden}")
     need(len(c.model.disc_hidden) > 0 and all(h > 0 for h in c.model.disc_hidden),
          f"model.disc_hidden must be positive sizes, got {c.model.disc_hidden}")
-    window = c.context + c.max_transition + 1
     for k in ("short_kernel", "long_kernel"):
         need(1 <= c.model[k] <= c.context + c.min_transition + 1,
              f"model.{k} must be in [1, context + min_transition + 1 = {c.context + c.min_transition + 1}], "
              f"got {c.model[k]}")
+    need(c.model.residual in ("interpolation", "state"),
+         f"model.residual must be 'interpolation' or 'state', got {c.model.residual!r}")
     need(c.model.noise_end > c.model.noise_start, "model.noise_end must exceed model.noise_start")
     need(c.model.target_noise >= 0, f"model.target_noise must be >= 0, got {c.model.target_noise}")
     for k, v in c.loss.items():
@@ -159,4 +164,3 @@ def validate(c: ml_collections.ConfigDict) -> None:
          f"got {c.sample.segment_length}")
     need(c.sample.root_range >= 0 and c.sample.yaw_range >= 0, "sample.root_range/yaw_range must be >= 0")
     need(2 <= c.measures.window and c.measures.stride >= 1, "measures.window must be >= 2, stride >= 1")
-    del window

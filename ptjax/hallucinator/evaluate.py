@@ -58,6 +58,21 @@ def _errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
             "mpjpe_mm": float(np.mean(np.linalg.norm(diff, axis=-1)) * 1000.0)}
 
 
+def _inbetween_padded(state, context, target, gap: int, batch_size: int) -> np.ndarray:
+    """`inbetween` over fixed-size batches (the last one padded), so one compiled shape serves every call."""
+    n = len(context)
+    size = min(batch_size, 1 << (n - 1).bit_length())
+    out = []
+    for i in range(0, n, size):
+        c, t = context[i:i + size], target[i:i + size]
+        pad = size - len(c)
+        if pad:
+            c = np.concatenate([c, np.repeat(c[-1:], pad, 0)])
+            t = np.concatenate([t, np.repeat(t[-1:], pad, 0)])
+        out.append(inbetween(state, c, t, gap)[:size - pad])
+    return np.concatenate(out)
+
+
 def evaluate_inbetweening(state: HallucinatorState, motions: Sequence[Motion] | dict, gaps: Sequence[int] = None,
                           stride: int | None = None, batch_size: int = 256) -> dict:
     """{gap: {"windows", "clips", "model": {l2p, mpjpe_mm}, "interpolation": {...}, "zero_velocity": {...}}}."""
@@ -73,8 +88,7 @@ def evaluate_inbetweening(state: HallucinatorState, motions: Sequence[Motion] | 
             continue
         c = config.context
         context, target, gt = windows[:, :c], windows[:, c + gap], windows[:, c:c + gap]
-        pred = np.concatenate([inbetween(state, context[i:i + batch_size], target[i:i + batch_size], int(gap))
-                               for i in range(0, len(windows), batch_size)])
+        pred = _inbetween_padded(state, context, target, int(gap), batch_size)
         interp = interpolation_baseline(context[:, -1], target, gap)
         zero = np.repeat(context[:, -1:], gap, axis=1)
         out[int(gap)] = {"windows": int(len(windows)), "clips": sorted(set(names)), "model": _errors(pred, gt),

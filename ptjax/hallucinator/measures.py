@@ -174,15 +174,23 @@ def window_descriptors(motion, window: int, stride: int, start: int = 0, mirror:
     w = np.stack(windows)
     owner = np.asarray(owner)
     if mirror:
-        w = np.concatenate([w, np.asarray(skeleton.flip_lr(w, axis=2))])
+        w = np.concatenate([w, np.asarray(skeleton.flip_lr(w, axis=1))])  # mirror y
         owner = np.concatenate([owner, owner])
-    yaw = np.asarray(_HEADING(w[:, 0].astype(np.float32)), np.float64)
+    yaw = _headings(w[:, 0])
     c, sn = np.cos(-yaw), np.sin(-yaw)
     z, o = np.zeros_like(c), np.ones_like(c)
     rot = np.stack([np.stack([c, -sn, z], -1), np.stack([sn, c, z], -1), np.stack([z, z, o], -1)], -2)
     origin = w[:, :1, :1] * np.array([1.0, 1.0, 0.0])
     desc = np.einsum("nij,ntkj->ntki", rot, w - origin)
     return desc.reshape(len(w), -1), owner
+
+
+def _headings(poses: np.ndarray) -> np.ndarray:
+    """(N, 17, 3) -> (N,) headings; padded to a power-of-two count so few shapes are ever compiled."""
+    n = len(poses)
+    size = 1 << max(n - 1, 1).bit_length()
+    padded = np.concatenate([poses, np.repeat(poses[-1:], size - n, 0)]).astype(np.float32)
+    return np.asarray(_HEADING(padded), np.float64)[:n]
 
 
 def pairwise_rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:

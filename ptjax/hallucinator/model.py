@@ -12,8 +12,14 @@ residual on the 6D rotations (re-orthonormalised), a residual on the root veloci
 position) and sigmoid foot contacts. The time loop is `nn.scan` over a cell; frames flagged as context are
 teacher-forced (the cell reads the given frame instead of its own previous prediction).
 
-PoseTriplet additionally feeds the root height (our canonical frame keeps heights absolute: it helps the model keep
-the feet on the ground).
+Two deviations from the original, both configurable:
+* the state also holds the root height (our canonical frame keeps heights absolute; it helps keep feet on the ground);
+* `residual="interpolation"` (default) adds the decoder's outputs to the interpolation between the last context
+  frame and the target (root linear, rotations linear in 6D then re-orthonormalised) at the predicted frame's time,
+  instead of to the current frame (`residual="state"`, RMI's choice), and gives the offset encoder the offset to
+  that interpolated frame too. This is the "delta-interpolator" idea of Oreshkin et al. (2023, "Motion
+  In-betweening via Deep Delta-Interpolator"): an untrained model already interpolates, the network learns what
+  interpolation misses, and nothing drifts (the root height in particular) over long generation.
 """
 
 from __future__ import annotations
@@ -65,10 +71,17 @@ def target_noise_scale(tta: jax.Array, start: float, end: float) -> jax.Array:
     return jnp.clip((tta - start) / (end - start), 0.0, 1.0)
 
 
+def interpolation_weight(tta: jax.Array, transition: jax.Array) -> jax.Array:
+    """Fraction of the way from the last context frame to the target of the frame predicted at a step whose current
+    frame is `tta` frames before the target, in a transition of `transition` frames: (L + 2 - tta) / (L + 1)."""
+    return jnp.clip((transition + 2.0 - tta) / (transition + 1.0), 0.0, 1.0)
+
+
 class GeneratorCell(nn.Module):
     """One autoregressive step. carry = (lstm carry, frame); xs = (given frame, is_context (), tta (B,));
-    consts = (target {rot6d (B, 102), root (B, 3)}, noise (B, encoder_out)). Frames are dicts
-    {rot6d (B, 102), root (B, 3), vel (B, 3) m/s, contact (B, 2)}; returns the next frame."""
+    consts = {target_rot6d (B, 102), target_root (B, 3), start_rot6d (B, 102), start_root (B, 3) -- the last
+    context frame --, transition (B,) frames, noise (B, encoder_out)}. Frames are dicts {rot6d (B, 102),
+    root (B, 3), vel (B, 3) m/s, contact (B, 2)}; returns the next frame."""
     encoder_hidden: int
     encoder_out: int
     lstm_size: int
@@ -78,33 +91,43 @@ class GeneratorCell(nn.Module):
     noise_start: float
     noise_end: float
     tta_max: float
+    residual: str
 
     @nn.compact
     def __call__(self, carry, xs, consts):
         lstm_carry, current = carry
         given, is_context, tta = xs
-        target, noise = consts
         state = jax.tree_util.tree_map(lambda g, c: jnp.where(is_context, g, c), given, current)
         s_in = jnp.concatenate([state["rot6d"], state["root"][:, 2:], state["vel"], state["contact"]], -1)
-        o_in = jnp.concatenate([target["root"] - state["root"], target["rot6d"] - state["rot6d"]], -1)
+        offsets = [consts["target_root"] - state["root"], consts["target_rot6d"] - state["rot6d"]]
+        if self.residual == "interpolation":
+            alpha = interpolation_weight(tta, consts["transition"].astype(tta.dtype))[:, None]
+            ref_root = (1 - alpha) * consts["start_root"] + alpha * consts["target_root"]
+            ref_rot6d = flat_rot6d(unflat_rot6d((1 - alpha) * consts["start_rot6d"] + alpha * consts["target_rot6d"]))
+            offsets += [ref_root - state["root"], ref_rot6d - state["rot6d"]]
+        o_in = jnp.concatenate(offsets, -1)
         z_tta = tta_embedding(jnp.clip(tta, 0.0, self.tta_max), self.encoder_out)
-        z_target = self.noise_level * target_noise_scale(tta, self.noise_start, self.noise_end)[:, None] * noise
+        z_target = (self.noise_level * target_noise_scale(tta, self.noise_start, self.noise_end)[:, None]
+                    * consts["noise"])
         enc = (self.encoder_hidden, self.encoder_out)
         h_s = MLP(enc, name="state_encoder")(s_in) + z_tta
         h_o = MLP(enc, name="offset_encoder")(o_in) + z_tta + z_target
-        h_t = MLP(enc, name="target_encoder")(target["rot6d"]) + z_tta + z_target
+        h_t = MLP(enc, name="target_encoder")(consts["target_rot6d"]) + z_tta + z_target
         lstm_carry, h = nn.OptimizedLSTMCell(self.lstm_size, name="lstm")(
             lstm_carry, jnp.concatenate([h_s, h_o, h_t], -1))
         out = MLP(tuple(self.decoder_hidden) + (ROT6D + 3 + 2,), final_activation=False, final_init_scale=0.01,
                   name="decoder")(h)
-        d_rot, d_vel, contact_logit = out[:, :ROT6D], out[:, ROT6D:ROT6D + 3], out[:, ROT6D + 3:]
-        vel = state["vel"] + d_vel
-        nxt = {
-            "rot6d": flat_rot6d(unflat_rot6d(state["rot6d"] + d_rot)),
-            "root": state["root"] + vel / self.fps,
-            "vel": vel,
-            "contact": jax.nn.sigmoid(contact_logit),
-        }
+        d_rot, d_root, contact_logit = out[:, :ROT6D], out[:, ROT6D:ROT6D + 3], out[:, ROT6D + 3:]
+        if self.residual == "interpolation":
+            rot6d = ref_rot6d + d_rot
+            root = ref_root + d_root
+            vel = (root - state["root"]) * self.fps
+        else:  # RMI: residual on the current frame; the root velocity is the residual quantity
+            rot6d = state["rot6d"] + d_rot
+            vel = state["vel"] + d_root
+            root = state["root"] + vel / self.fps
+        nxt = {"rot6d": flat_rot6d(unflat_rot6d(rot6d)), "root": root, "vel": vel,
+               "contact": jax.nn.sigmoid(contact_logit)}
         return (lstm_carry, nxt), nxt
 
 
@@ -120,6 +143,7 @@ class Generator(nn.Module):
     noise_start: float = 5.0
     noise_end: float = 30.0
     tta_max: float = 40.0
+    residual: str = "interpolation"
 
     @nn.compact
     def __call__(self, first, xs, consts):
@@ -128,7 +152,7 @@ class Generator(nn.Module):
         scan = nn.scan(GeneratorCell, variable_broadcast="params", split_rngs={"params": False},
                        in_axes=(0, nn.broadcast), out_axes=0)
         cell = scan(self.encoder_hidden, self.encoder_out, self.lstm_size, tuple(self.decoder_hidden), self.fps,
-                    self.noise_level, self.noise_start, self.noise_end, self.tta_max, name="cell")
+                    self.noise_level, self.noise_start, self.noise_end, self.tta_max, self.residual, name="cell")
         _, frames = cell(((zeros, zeros), first), xs, consts)
         return frames
 

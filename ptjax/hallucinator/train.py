@@ -63,7 +63,7 @@ def generator(config) -> Generator:
     return Generator(encoder_hidden=m.encoder_hidden, encoder_out=m.encoder_out, lstm_size=m.lstm_size,
                      decoder_hidden=tuple(m.decoder_hidden), fps=float(config.fps), noise_level=m.target_noise,
                      noise_start=m.noise_start, noise_end=m.noise_end,
-                     tta_max=float(config.context + config.max_transition))
+                     tta_max=float(config.context + config.max_transition), residual=m.residual)
 
 
 def discriminators(config) -> dict[str, MotionDiscriminator]:
@@ -93,8 +93,9 @@ def _dummy_inputs(config, batch: int = 1):
              "contact": jnp.zeros((batch, 2))}
     xs = (jax.tree_util.tree_map(lambda a: jnp.zeros((t,) + a.shape), frame), jnp.zeros((t,), bool),
           jnp.zeros((t, batch)))
-    consts = ({"rot6d": jnp.zeros((batch, 102)), "root": jnp.zeros((batch, 3))},
-              jnp.zeros((batch, config.model.encoder_out)))
+    consts = {"target_rot6d": jnp.zeros((batch, 102)), "target_root": jnp.zeros((batch, 3)),
+              "start_rot6d": jnp.zeros((batch, 102)), "start_root": jnp.zeros((batch, 3)),
+              "transition": jnp.zeros((batch,), jnp.int32), "noise": jnp.zeros((batch, config.model.encoder_out))}
     return frame, xs, consts
 
 
@@ -212,11 +213,18 @@ def sample_batch(rng: jax.Array, buffer: MotionBuffer, batch_size: int, config) 
 
 # --- losses ---------------------------------------------------------------------------------------------------------
 
-def _masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean of x (B, T, ...) over entries whose (B, T) mask is set."""
+def _masked_mean(x: jax.Array, mask: jax.Array, axis_name=None) -> jax.Array:
+    """Mean of x (B, T, ...) over entries whose (B, T) mask is set.
+
+    With `axis_name`, the count is averaged over that axis, so the pmean of the per-device results (and of their
+    gradients) is the mean over the whole sharded batch, whatever each shard's count.
+    """
     m = jnp.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim)).astype(x.dtype)
     per_entry = np.prod(x.shape[mask.ndim:]) if x.ndim > mask.ndim else 1
-    return jnp.sum(x * m) / jnp.maximum(jnp.sum(m) * per_entry, 1.0)
+    count = jnp.sum(m) * per_entry
+    if axis_name is not None:
+        count = jax.lax.pmean(count, axis_name)
+    return jnp.sum(x * m) / jnp.maximum(count, 1.0)
 
 
 def disc_features(joints: jax.Array, fps: float) -> jax.Array:
@@ -259,7 +267,10 @@ def rollout(g_params, config, feats: Features, transition: jax.Array, target: di
     is_context = t < c
     tta = ((c + transition)[None, :] - t[:, None]).astype(jnp.float32)
     first = jax.tree_util.tree_map(lambda a: a[:, 0], given)
-    out = generator(config).apply({"params": g_params}, first, (xs_frames, is_context, tta), (target, noise))
+    consts = {"target_rot6d": target["rot6d"], "target_root": target["root"],
+              "start_rot6d": given["rot6d"][:, c - 1], "start_root": given["root"][:, c - 1],
+              "transition": transition, "noise": noise}
+    out = generator(config).apply({"params": g_params}, first, (xs_frames, is_context, tta), consts)
     return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), out)
 
 
@@ -270,7 +281,7 @@ def _splice(given: dict, predicted: dict, context: int) -> dict:
 
 
 def _generator_loss(g_params, d_params, config, feats: Features, canon: jax.Array, transition: jax.Array,
-                    noise: jax.Array):
+                    noise: jax.Array, axis_name=None):
     c, fps, w = config.context, float(config.fps), canon.shape[1]
     given = _frames(feats)
     target_index = (c + transition)[:, None]
@@ -284,20 +295,19 @@ def _generator_loss(g_params, d_params, config, feats: Features, canon: jax.Arra
     mask = (frame >= c) & (frame <= c + transition[:, None])
     foot_speed = jnp.linalg.norm(jnp.diff(joints[:, :, list(skeleton.FEET)], axis=1), axis=-1) * fps
     foot_speed = jnp.concatenate([foot_speed[:, :1], foot_speed], axis=1)
+    mean = functools.partial(_masked_mean, axis_name=axis_name)
     losses = {
-        "position": _masked_mean(jnp.abs(joints - canon), mask),
-        "rotation": _masked_mean(jnp.abs(rot - feats.rot), mask),
-        "root": _masked_mean(jnp.abs(seq["root"] - feats.root), mask),
-        "contact": _masked_mean(jnp.abs(seq["contact"] - feats.contact), mask),
-        "foot_slide": _masked_mean(foot_speed * seq["contact"], mask),
+        "position": mean(jnp.abs(joints - canon), mask),
+        "rotation": mean(jnp.abs(rot - feats.rot), mask),
+        "root": mean(jnp.abs(seq["root"] - feats.root), mask),
+        "contact": mean(jnp.abs(seq["contact"] - feats.contact), mask),
+        "foot_slide": mean(foot_speed * seq["contact"], mask),
     }
     fake = disc_features(joints, fps)
-    scores = {}
     for name, d in discriminators(config).items():
         s = d.apply({"params": d_params[name]}, fake)
         dm = _disc_mask(d.kernel, w, c, transition)
-        losses[f"adv_{name}"] = _masked_mean((s - 1.0) ** 2, dm)
-        scores[name] = s
+        losses[f"adv_{name}"] = mean((s - 1.0) ** 2, dm)
     weights = config.loss
     total = (weights.position * losses["position"] + weights.rotation * losses["rotation"]
              + weights.root * losses["root"] + weights.contact * losses["contact"]
@@ -306,17 +316,19 @@ def _generator_loss(g_params, d_params, config, feats: Features, canon: jax.Arra
     return total, (losses, jax.lax.stop_gradient(fake))
 
 
-def _discriminator_loss(d_params, config, real: jax.Array, fake: jax.Array, transition: jax.Array):
+def _discriminator_loss(d_params, config, real: jax.Array, fake: jax.Array, transition: jax.Array,
+                        axis_name=None):
     w, c = real.shape[1], config.context
+    mean = functools.partial(_masked_mean, axis_name=axis_name)
     total, metrics = 0.0, {}
     for name, d in discriminators(config).items():
         dm = _disc_mask(d.kernel, w, c, transition)
         s_real = d.apply({"params": d_params[name]}, real)
         s_fake = d.apply({"params": d_params[name]}, fake)
-        loss = _masked_mean((s_real - 1.0) ** 2, dm) + _masked_mean(s_fake ** 2, dm)
+        loss = mean((s_real - 1.0) ** 2, dm) + mean(s_fake ** 2, dm)
         metrics[f"d_{name}"] = loss
-        metrics[f"d_{name}_real"] = _masked_mean(s_real, dm)
-        metrics[f"d_{name}_fake"] = _masked_mean(s_fake, dm)
+        metrics[f"d_{name}_real"] = mean(s_real, dm)
+        metrics[f"d_{name}_fake"] = mean(s_fake, dm)
         total = total + loss
     return total, metrics
 
@@ -337,14 +349,15 @@ def update(state: HallucinatorState, batch: Batch, axis_name=None) -> tuple[Hall
     noise = _sample_noise(k_noise, batch.joints.shape[0], config.model.encoder_out, axis_name)
 
     (g_total, (g_losses, fake)), g_grads = jax.value_and_grad(_generator_loss, has_aux=True)(
-        state.g_params, state.d_params, config, feats, canon, batch.transition, noise)
+        state.g_params, state.d_params, config, feats, canon, batch.transition, noise, axis_name)
     real = disc_features(canon, float(config.fps))
     (d_total, d_metrics), d_grads = jax.value_and_grad(_discriminator_loss, has_aux=True)(
-        state.d_params, config, real, fake, batch.transition)
-    metrics = {"g_total": g_total, **g_losses, "d_total": d_total, **d_metrics,
-               "g_grad_norm": optax.global_norm(g_grads), "d_grad_norm": optax.global_norm(d_grads)}
+        state.d_params, config, real, fake, batch.transition, axis_name)
+    metrics = {"g_total": g_total, **g_losses, "d_total": d_total, **d_metrics}
     if axis_name is not None:
         g_grads, d_grads, metrics = jax.lax.pmean((g_grads, d_grads, metrics), axis_name)
+    metrics["g_grad_norm"] = optax.tree.norm(g_grads)
+    metrics["d_grad_norm"] = optax.tree.norm(d_grads)
 
     g_updates, g_opt_state = _optimizer(config, config.optim.lr).update(g_grads, state.g_opt_state, state.g_params)
     d_updates, d_opt_state = _optimizer(config, config.optim.d_lr).update(d_grads, state.d_opt_state, state.d_params)

@@ -1,0 +1,28 @@
+"""`ptjax estimator train --config configs/estimator_clips.py --workdir DIR [--resume] [--pairs PAIRS.npz]`."""
+
+from __future__ import annotations
+
+
+def _train(args, overrides) -> int:
+    from ptjax.config import get_config
+    from ptjax.estimator import loop
+    config = get_config(args.config, overrides)
+    loop.train(config, args.workdir, resume=args.resume, pairs_path=args.pairs, progress=not args.no_progress)
+    print(f"wrote {args.workdir}/metrics.json and checkpoints in {args.workdir}/checkpoints")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("estimator", help="train the 2D-to-3D pose estimator")
+    sub = parser.add_subparsers(dest="estimator_command", metavar="ACTION", required=True)
+    p = sub.add_parser("train", help="train PoseNet + TrajNet (+ camera adversary) and evaluate on held-out clips",
+                       description="Supervised training from the bundled clips' training split through random "
+                                   "(and adversarial) virtual cameras, or from a file of 2D-3D pairs; evaluation on "
+                                   "the held-out clips seen by fixed cameras. Writes WORKDIR/metrics.json, "
+                                   "WORKDIR/tb (TensorBoard), WORKDIR/checkpoints (orbax).")
+    p.add_argument("--config", required=True, help="config file, e.g. configs/estimator_clips.py")
+    p.add_argument("--workdir", required=True, help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in WORKDIR")
+    p.add_argument("--pairs", help=".npz with keypoints2d (N, T, 17, 2) and joints3d (N, T, 17, 3, camera frame)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)

@@ -1,0 +1,149 @@
+"""Inference and evaluation: `predict(state, keypoints2d)` for sequences of any length, `evaluate(state, takes)`.
+
+`predict` runs the dilated (full-sequence) form of PoseNet and TrajNet on the sequence padded at both ends by
+repeating its first and last frame (VideoPose3D's evaluation padding), so T >= 1 frames give T outputs. Lengths are
+rounded up to a few compiled sizes (powers of two up to `predict.chunk`, longer sequences go in chunks of that
+size with their own context), which changes nothing in the result: a frame's output depends only on its window.
+With flip test-time augmentation (config `predict.flip`), the mirrored input (x -> -x, left/right swapped) is
+lifted too and its mirrored output averaged in (VideoPose3D / PoseTriplet `*_flip` evaluation).
+
+Input checks (ValueError): shape must be (T, 17, 2) with T >= 1, H36M-17 order; NaN/inf anywhere; values far
+outside normalised screen coordinates (pixels passed by mistake). `predict` does no gap filling: missing joints
+must be filled before (`ptjax.data.keypoints` interpolates them when reading detector output).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ptjax import metrics as pose_metrics_lib
+from ptjax import skeleton
+from ptjax.data.windows import pad_edges
+from ptjax.estimator.config import Spec
+from ptjax.estimator.model import pose_net, traj_net
+
+# Normalised screen coordinates of in-frame points are within about +-1 (x) and +-h/w (y); beyond this the input
+# is almost surely in pixels.
+MAX_ABS_NORMALIZED = 20.0
+_MIN_BUCKET = 32
+# PoseTriplet scores 16 joints (no Nose), as ptjax.evaluate does.
+SCORED_JOINTS: tuple[int, ...] = skeleton.POSETRIPLET16
+
+
+def check_keypoints2d(keypoints2d) -> np.ndarray:
+    """Validate a (T, 17, 2) normalised-screen sequence; returns float32."""
+    kp = skeleton.check_joints(keypoints2d, name="keypoints2d", dims=2)
+    if kp.ndim != 3:
+        raise ValueError(f"keypoints2d must be one sequence (T, 17, 2), got shape {kp.shape}")
+    if len(kp) < 1:
+        raise ValueError("keypoints2d is empty (T = 0 frames)")
+    peak = float(np.max(np.abs(kp)))
+    if peak > MAX_ABS_NORMALIZED:
+        raise ValueError(f"keypoints2d reach |{peak:.1f}|: expected normalised screen coordinates (about -1..1; "
+                         "see ptjax.camera.normalize_screen), not pixels")
+    return kp.astype(np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "flip"))
+def _lift_padded(pose_vars, traj_vars, padded: jax.Array, spec: Spec, flip: bool):
+    """padded: (T + rf - 1, 17, 2) -> pose (T, 17, 3) root-relative, trajectory (T, 3); dilated form, eval mode."""
+    pose_model, traj_model = pose_net(spec), traj_net(spec)
+
+    def run(x):
+        pose = pose_model.apply(pose_vars, x[None], train=False)[0]
+        root = traj_model.apply(traj_vars, x[None], train=False)[0, :, 0]
+        return pose, root
+
+    pose, root = run(padded)
+    if flip:
+        pose_f, root_f = run(skeleton.flip_lr(padded, axis=0))
+        pose = 0.5 * (pose + skeleton.flip_lr(pose_f, axis=0))
+        root = 0.5 * (root + root_f * jnp.array([-1.0, 1.0, 1.0]))
+    pose = pose - pose[:, :1]  # the root joint is the origin of the root-relative pose
+    return pose, root
+
+
+def _bucket(n: int, chunk: int) -> int:
+    size = _MIN_BUCKET
+    while size < n:
+        size *= 2
+    return min(size, max(chunk, n))
+
+
+def predict(state, keypoints2d, flip: bool | None = None) -> dict[str, np.ndarray]:
+    """Lift a (T, 17, 2) normalised-screen sequence of any length T >= 1.
+
+    Returns dict(pose=(T, 17, 3) root-relative camera frame, trajectory=(T, 3) root in the camera frame,
+    joints3d=(T, 17, 3) = pose + trajectory), metres, float32. `flip` overrides config `predict.flip`.
+    """
+    spec: Spec = state.spec
+    kp = check_keypoints2d(keypoints2d)
+    flip = spec.flip if flip is None else bool(flip)
+    pose_vars = {"params": state.pose.params, "batch_stats": state.pose.batch_stats}
+    traj_vars = {"params": state.traj.params, "batch_stats": state.traj.batch_stats}
+    n_frames, pad = len(kp), spec.pad
+    padded = pad_edges(kp, pad, pad)
+    poses, roots = [], []
+    for start in range(0, n_frames, spec.chunk):
+        n = min(spec.chunk, n_frames - start)
+        size = _bucket(n, spec.chunk)
+        segment = pad_edges(padded[start:start + n + 2 * pad], 0, size - n)
+        pose, root = _lift_padded(pose_vars, traj_vars, jnp.asarray(segment), spec, flip)
+        poses.append(np.asarray(pose[:n]))
+        roots.append(np.asarray(root[:n]))
+    pose, root = np.concatenate(poses), np.concatenate(roots)
+    if not (np.isfinite(pose).all() and np.isfinite(root).all()):
+        raise FloatingPointError("the estimator produced non-finite output (corrupt parameters?)")
+    return {"pose": pose.astype(np.float32), "trajectory": root.astype(np.float32),
+            "joints3d": (pose + root[:, None, :]).astype(np.float32)}
+
+
+def _take_arrays(take):
+    kp = getattr(take, "keypoints2d", None)
+    gt = getattr(take, "joints_cam", None)
+    if gt is None:
+        gt = getattr(take, "joints3d", None)
+    if kp is None or gt is None:
+        raise ValueError(f"{type(take).__name__} has no keypoints2d and joints_cam/joints3d: expected "
+                         "ptjax.data.takes.Take (or an EvalSequence)")
+    gt = skeleton.check_joints(gt, name=f"{getattr(take, 'name', 'take')} joints_cam", dims=3)
+    if gt.ndim != 3 or len(gt) != len(kp):
+        raise ValueError(f"{getattr(take, 'name', 'take')}: joints {gt.shape} do not match keypoints {np.shape(kp)}")
+    return kp, gt
+
+
+def evaluate(state, takes: Sequence, joints: Sequence[int] = SCORED_JOINTS, flip: bool | None = None) -> dict:
+    """Score the estimator on 2D takes with known camera-frame 3D (`ptjax.data.takes.Take`).
+
+    Root-relative (Hip) MPJPE, P-MPJPE (per-frame Procrustes), N-MPJPE in mm, PCK@150 mm and AUC (0-150 mm) as
+    fractions, from `ptjax.metrics`, on `joints` (default PoseTriplet's 16: no Nose). Returns
+    {"takes": {name: metrics + frames}, "mean": mean over takes, "all": over all frames, "frames", "num_takes"}.
+    """
+    takes = list(takes)
+    if not takes:
+        raise ValueError("evaluate needs at least one take")
+    joints = list(joints)
+    per_take, frames = {}, []
+    for i, take in enumerate(takes):
+        kp, gt = _take_arrays(take)
+        pred = predict(state, kp, flip=flip)["pose"]
+        row = pose_metrics_lib.pose_metrics(pred[:, joints], gt[:, joints])
+        row["frames"] = int(len(kp))
+        per_take[str(getattr(take, "name", f"take_{i}"))] = row
+        frames.append(len(kp))
+    keys = ("mpjpe", "p_mpjpe", "n_mpjpe", "pck", "auc")
+    weights = np.asarray(frames, np.float64)
+    rows = list(per_take.values())
+    return {
+        "takes": per_take,
+        "mean": {k: float(np.mean([r[k] for r in rows])) for k in keys},
+        "all": {k: float(np.sum([r[k] * w for r, w in zip(rows, weights)]) / weights.sum()) for k in keys},
+        "frames": int(weights.sum()),
+        "num_takes": len(rows),
+        "joints": joints,
+    }

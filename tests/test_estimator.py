@@ -1,0 +1,353 @@
+"""Estimator: model forms, pair making, the training step, prediction, evaluation, checkpoints, world frame."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ptjax import metrics, skeleton
+from ptjax import estimator as est
+from ptjax.data import TRAIN_CLIPS, load_clips, pack_motions, sample_windows
+from ptjax.data.takes import make_takes
+from ptjax.estimator import pairs
+from ptjax.estimator.model import TemporalModel, pose_net, traj_net
+from ptjax.estimator.train import update
+from ptjax.estimator.world import up_direction
+
+
+def tiny_config():
+    c = est.default_config()
+    c.model.filter_widths = (3, 3)
+    c.model.channels = 16
+    c.model.traj_channels = 16
+    c.adversary.pool_size = 8
+    c.adversary.hidden = 16
+    c.adversary.noise_dim = 8
+    c.predict.chunk = 64
+    c.optim.steps_per_epoch = 10
+    return c
+
+
+@pytest.fixture(scope="module")
+def config():
+    return tiny_config()
+
+
+@pytest.fixture(scope="module")
+def buffer():
+    return pack_motions(list(load_clips(TRAIN_CLIPS).values()), fps=30.0)
+
+
+@pytest.fixture(scope="module")
+def windows(buffer):
+    return sample_windows(jax.random.PRNGKey(3), buffer, 16, 9)
+
+
+@pytest.fixture(scope="module")
+def jit_update():
+    return jax.jit(update)
+
+
+@pytest.fixture(scope="module")
+def trained(config, windows, jit_update):
+    """A state after a few motion updates (non-trivial BN statistics), and the metrics of each step."""
+    state = est.init(jax.random.PRNGKey(0), config)
+    history = []
+    for _ in range(4):
+        state, m = jit_update(state, {"motion": windows})
+        history.append(jax.device_get(m))
+    return state, history
+
+
+@pytest.fixture(scope="module")
+def heldout_take():
+    takes = make_takes(load_clips(["run"]), num_cameras=1)
+    return takes[0]
+
+
+def _params_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+# --- model ----------------------------------------------------------------------------------------------------------
+
+def test_strided_and_dilated_forms_agree():
+    model = TemporalModel(num_joints_out=17, filter_widths=(3, 3, 3), channels=24)
+    seq = jax.random.normal(jax.random.PRNGKey(0), (1, 40, 17, 2))
+    variables = model.init(jax.random.PRNGKey(1), seq[:, :27], strided=True)
+    keys = iter(jax.random.split(jax.random.PRNGKey(2), 100))
+    stats = jax.tree_util.tree_map(lambda a: jax.random.uniform(next(keys), a.shape, minval=0.5, maxval=1.5),
+                                   variables["batch_stats"])
+    variables = {"params": variables["params"], "batch_stats": stats}
+    dilated = model.apply(variables, seq)[0]                                  # (14, 17, 3)
+    windows = jnp.stack([seq[0, i:i + 27] for i in range(seq.shape[1] - 26)])
+    strided = model.apply(variables, windows, strided=True)[:, 0]
+    assert dilated.shape == strided.shape == (14, 17, 3)
+    assert float(jnp.max(jnp.abs(dilated))) > 1e-2
+    np.testing.assert_allclose(np.asarray(dilated), np.asarray(strided), atol=1e-5, rtol=0)
+
+
+def test_strided_form_rejects_other_lengths():
+    model = TemporalModel(num_joints_out=17, filter_widths=(3, 3), channels=8)
+    with pytest.raises(ValueError, match="exactly 9"):
+        model.init(jax.random.PRNGKey(0), jnp.zeros((1, 10, 17, 2)), strided=True)
+
+
+# --- pairs ----------------------------------------------------------------------------------------------------------
+
+def test_bone_augmentation_scales_bones_symmetrically(windows):
+    factors = pairs.bone_factors(jax.random.PRNGKey(0), 16, (0.9, 1.1), 0.06)
+    names = [skeleton.JOINT_NAMES[c] for _, c in skeleton.BONES]
+    for left, right in zip(skeleton.LEFT_JOINTS, skeleton.RIGHT_JOINTS):
+        i, j = names.index(skeleton.JOINT_NAMES[left]), names.index(skeleton.JOINT_NAMES[right])
+        np.testing.assert_array_equal(factors[:, i], factors[:, j])
+    assert float(jnp.std(factors)) > 0.01
+    scaled = pairs.scale_bones(windows, factors)
+    before, after = skeleton.bone_lengths(windows), skeleton.bone_lengths(scaled)
+    np.testing.assert_allclose(after, before * factors[:, None, :], rtol=1e-4, atol=1e-6)
+
+    out = pairs.augment_bone_lengths(jax.random.PRNGKey(0), windows, (0.9, 1.1), 0.06)
+    np.testing.assert_allclose(skeleton.bone_lengths(out), after, rtol=1e-4, atol=1e-6)
+    # Bone directions are kept, and the hips' height follows the legs (feet stay near the ground).
+    unit = lambda j: (j[..., 1:, :] - j[..., jnp.array(skeleton.PARENTS[1:]), :]) / skeleton.bone_lengths(j)[..., None]  # noqa: E731
+    np.testing.assert_allclose(unit(out), unit(windows), atol=1e-4)
+    feet = list(skeleton.FEET)
+    ground_before = jnp.min(windows[..., feet, 2], axis=(1, 2))
+    ground_after = jnp.min(out[..., feet, 2], axis=(1, 2))
+    # Windows in the air (jumps) scale their flight height with the legs; those on the ground stay on it.
+    grounded = ground_before < 0.08
+    assert bool(jnp.any(grounded))
+    assert float(jnp.max(jnp.where(grounded, jnp.abs(ground_after - ground_before), 0.0))) < 0.02
+
+
+def test_random_camera_pairs_project_and_stay_in_view(config, buffer):
+    spec = est.spec_from_config(config)
+    motion = sample_windows(jax.random.PRNGKey(7), buffer, 256, 27)
+    world = pairs.augment_world(jax.random.PRNGKey(8), motion, spec)
+    kp, cam = jax.jit(pairs.random_camera_pairs, static_argnums=2)(jax.random.PRNGKey(9), world, spec)
+    assert kp.shape == (256, 27, 17, 2) and cam.shape == (256, 27, 17, 3)
+    np.testing.assert_allclose(kp, spec.focal * cam[..., :2] / cam[..., 2:], rtol=1e-5, atol=1e-6)
+    assert float(jnp.max(jnp.abs(kp))) <= spec.view_half
+    assert float(jnp.min(cam[..., 2])) >= spec.min_depth - 1e-5
+    # A camera is a rigid motion: distances between joints are those of the augmented world motion.
+    dist = lambda j: jnp.linalg.norm(j[..., :, None, :] - j[..., None, :, :], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(dist(cam), dist(world), atol=1e-4)
+    # Cameras differ per window: PoseTriplet's ranges put the subject 3.5-6 m away (more when pushed back).
+    depth = cam[:, 13, 0, 2]
+    assert float(jnp.std(depth)) > 0.3 and float(jnp.min(depth)) > 2.5
+
+
+def test_update_with_adversarial_camera(config, windows, jit_update):
+    state = est.init(jax.random.PRNGKey(1), config)
+    real2d = make_takes(load_clips(["walk"]), num_cameras=2)[0].keypoints2d[None, :9].repeat(8, 0)
+    new, m = jit_update(state, {"motion": windows, "real2d": jnp.asarray(real2d)})
+    assert float(m["adversarial_share"]) == 0.5 and float(m["nonfinite"]) == 0.0
+    for key in ("g_loss", "d_loss", "loss_pose", "loss_traj"):
+        assert np.isfinite(float(m[key])), key
+    assert not _params_equal(new.gcam.params, state.gcam.params)
+    assert float(m["d_step"]) == 1.0 and not _params_equal(new.dcam.params, state.dcam.params)
+    assert bool(new.pool_filled)
+    # D_cam trains every `d_every` steps only.
+    newer, m2 = jit_update(new, {"motion": windows, "real2d": jnp.asarray(real2d)})
+    assert float(m2["d_step"]) == 0.0 and _params_equal(newer.dcam.params, new.dcam.params)
+    assert not _params_equal(newer.gcam.params, new.gcam.params)
+
+
+def test_update_rejects_bad_batches(config):
+    state = est.init(jax.random.PRNGKey(1), config)
+    with pytest.raises(ValueError, match="expected"):
+        update(state, {"motion": jnp.zeros((4, 27, 17, 3))})
+    with pytest.raises(ValueError, match="keys"):
+        update(state, {"joints": jnp.zeros((4, 9, 17, 3))})
+
+
+# --- training step --------------------------------------------------------------------------------------------------
+
+def test_update_is_finite_and_reduces_loss(config):
+    state = est.init(jax.random.PRNGKey(0), config)
+    motion = sample_windows(jax.random.PRNGKey(4),
+                            pack_motions(list(load_clips(["walk", "kick"]).values()), fps=30.0), 32, 9)
+    kp, cam = pairs.random_camera_pairs(jax.random.PRNGKey(5), motion, state.spec)
+    batch = {"keypoints2d": kp, "joints3d": cam}
+    step = jax.jit(update)
+    losses = []
+    for _ in range(40):
+        state, m = step(state, batch)
+        losses.append((float(m["loss_pose"]), float(m["loss_traj"])))
+    losses = np.array(losses)
+    assert np.isfinite(losses).all()
+    assert losses[-5:, 0].mean() < 0.8 * losses[:5, 0].mean()
+    assert losses[-5:, 1].mean() < losses[:5, 1].mean()
+    assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(state))
+    assert int(state.step) == 40 and int(state.skipped_steps) == 0
+
+
+def test_nan_batch_is_skipped_not_applied(trained, windows, jit_update):
+    state, history = trained
+    assert all(h["nonfinite"] == 0.0 and np.isfinite(h["loss_pose"]) for h in history)
+    bad = windows.at[3, 4, 5, 0].set(jnp.nan)
+    new, m = jit_update(state, {"motion": bad})
+    assert float(m["nonfinite"]) == 1.0
+    assert int(new.skipped_steps) == int(state.skipped_steps) + 1 and int(new.step) == int(state.step) + 1
+    assert _params_equal(new.pose.params, state.pose.params)
+    assert _params_equal(new.pose.batch_stats, state.pose.batch_stats)
+    assert _params_equal(new.traj.opt_state, state.traj.opt_state)
+    assert not np.array_equal(new.rng, state.rng)
+
+
+def test_data_parallel_update_matches_single_device(config):
+    """pmap over 2 devices (sync BN, pmean of gradients) = one device on the whole batch (no dropout)."""
+    c = tiny_config()
+    c.model.dropout = 0.0
+    state = est.init(jax.random.PRNGKey(0), c)
+    motion = sample_windows(jax.random.PRNGKey(4), pack_motions(list(load_clips(["walk"]).values())), 16, 9)
+    kp, cam = pairs.random_camera_pairs(jax.random.PRNGKey(5), motion, state.spec)
+    single, m1 = jax.jit(update)(state, {"keypoints2d": kp, "joints3d": cam})
+    replicated = jax.device_put_replicated(state, jax.devices()[:2])
+    shard = lambda x: x.reshape((2, x.shape[0] // 2) + x.shape[1:])  # noqa: E731
+    parallel, m2 = jax.pmap(lambda s, b: update(s, b, axis_name="data"), axis_name="data")(
+        replicated, {"keypoints2d": shard(kp), "joints3d": shard(cam)})
+    np.testing.assert_allclose(m2["loss_pose"][0], m1["loss_pose"], rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(single.pose), jax.tree_util.tree_leaves(parallel.pose)):
+        np.testing.assert_allclose(b[0], a, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(b[0], b[1])
+
+
+# --- prediction -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("length", [1, 5, 8, 9, 70, 150])
+def test_predict_any_length(trained, heldout_take, length):
+    state, _ = trained
+    kp = np.resize(heldout_take.keypoints2d, (length, 17, 2))  # repeats the take for long lengths
+    out = est.predict(state, kp)
+    assert out["pose"].shape == (length, 17, 3) and out["trajectory"].shape == (length, 3)
+    np.testing.assert_allclose(out["joints3d"], out["pose"] + out["trajectory"][:, None], atol=1e-6)
+    np.testing.assert_array_equal(out["pose"][:, 0], 0.0)
+    assert all(np.isfinite(v).all() for v in out.values())
+
+
+def test_predict_matches_training_form_on_padded_windows(trained, heldout_take):
+    """Each output frame is the strided (training) model on the edge-padded window centred on it."""
+    state, _ = trained
+    spec = state.spec
+    kp = heldout_take.keypoints2d[:12]
+    out = est.predict(state, kp, flip=False)
+    padded = np.concatenate([kp[:1].repeat(spec.pad, 0), kp, kp[-1:].repeat(spec.pad, 0)])
+    wins = jnp.stack([padded[i:i + spec.receptive_field] for i in range(len(kp))])
+    pose = pose_net(spec).apply({"params": state.pose.params, "batch_stats": state.pose.batch_stats},
+                                          wins, strided=True)[:, 0]
+    root = traj_net(spec).apply({"params": state.traj.params, "batch_stats": state.traj.batch_stats},
+                                          wins, strided=True)[:, 0, 0]
+    np.testing.assert_allclose(out["pose"], pose - pose[:, :1], atol=1e-5)
+    np.testing.assert_allclose(out["trajectory"], root, atol=1e-5)
+    # Chunked long sequences equal one pass (chunk 64 vs 4096).
+    long_kp = np.resize(heldout_take.keypoints2d, (150, 17, 2))
+    one_pass = est.predict(state.replace(spec=dataclasses.replace(spec, chunk=4096)), long_kp)
+    np.testing.assert_allclose(est.predict(state, long_kp)["joints3d"], one_pass["joints3d"], atol=1e-5)
+
+
+def test_flip_tta_is_mirror_equivariant(trained, heldout_take):
+    state, _ = trained
+    kp = heldout_take.keypoints2d[:20]
+    out = est.predict(state, kp, flip=True)
+    mirrored = est.predict(state, skeleton.flip_lr(kp, axis=0), flip=True)
+    np.testing.assert_allclose(skeleton.flip_lr(mirrored["pose"], axis=0), out["pose"], atol=1e-5)
+    np.testing.assert_allclose(mirrored["trajectory"] * np.array([-1, 1, 1]), out["trajectory"], atol=1e-5)
+    plain = est.predict(state, kp, flip=False)
+    assert np.abs(plain["pose"] - out["pose"]).max() > 1e-4
+
+
+def test_predict_rejects_bad_input(trained):
+    state, _ = trained
+    good = np.zeros((10, 17, 2), np.float32)
+    with pytest.raises(ValueError, match="16 joints"):
+        est.predict(state, good[:, :16])
+    with pytest.raises(ValueError, match="coordinates"):
+        est.predict(state, np.zeros((10, 17, 3)))
+    nan = good.copy()
+    nan[4, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        est.predict(state, nan)
+    with pytest.raises(ValueError, match="empty"):
+        est.predict(state, good[:0])
+    with pytest.raises(ValueError, match="pixels"):
+        est.predict(state, good + 500.0)
+    with pytest.raises(ValueError, match="one sequence"):
+        est.predict(state, good[None])
+
+
+def test_evaluate_scores_with_ptjax_metrics(trained, heldout_take):
+    state, _ = trained
+    result = est.evaluate(state, [heldout_take])
+    row = result["takes"][heldout_take.name]
+    pred = est.predict(state, heldout_take.keypoints2d)["pose"]
+    joints = list(skeleton.POSETRIPLET16)
+    gt = metrics.root_relative(heldout_take.joints_cam)[:, joints]
+    assert row["frames"] == len(pred) and result["num_takes"] == 1
+    np.testing.assert_allclose(row["mpjpe"], 1000 * float(metrics.mpjpe(pred[:, joints], gt)), rtol=1e-4)
+    np.testing.assert_allclose(row["p_mpjpe"], 1000 * float(metrics.p_mpjpe(pred[:, joints], gt)), rtol=1e-4)
+    assert row["p_mpjpe"] < row["mpjpe"] and 0 <= row["pck"] <= 1 and 0 <= row["auc"] <= row["pck"]
+    assert result["mean"]["mpjpe"] == pytest.approx(row["mpjpe"])
+    with pytest.raises(ValueError, match="at least one"):
+        est.evaluate(state, [])
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------------------
+
+def test_checkpoint_round_trip_and_resume(trained, config, windows, heldout_take, tmp_path, jit_update):
+    state, _ = trained
+    est.save(str(tmp_path), state, config, step=int(state.step))
+    loaded, loaded_config = est.load(str(tmp_path))
+    assert loaded.spec == state.spec and loaded_config.model.filter_widths == (3, 3)
+    for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(loaded)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(est.predict(loaded, heldout_take.keypoints2d)["joints3d"],
+                                  est.predict(state, heldout_take.keypoints2d)["joints3d"])
+    # Resuming continues exactly: the next update from the restored state equals the original's.
+    a, ma = jit_update(state, {"motion": windows})
+    b, mb = jit_update(loaded, {"motion": windows})
+    assert float(ma["loss_pose"]) == float(mb["loss_pose"]) and _params_equal(a.pose.params, b.pose.params)
+    assert est.load(str(tmp_path / "checkpoints"))[0].spec == state.spec
+    with pytest.raises(FileNotFoundError):
+        est.load(str(tmp_path / "nowhere"))
+
+
+def test_config_validation():
+    for key, value, match in [("model.filter_widths", (3, 4), "odd"), ("model.dropout", 1.5, "dropout"),
+                              ("model.channels", 0, "channels"), ("loss.pose", "l1", "loss.pose"),
+                              ("pairs.bone_scale", (1.2, 0.8), "bone_scale")]:
+        c = est.default_config()
+        section, name = key.split(".")
+        c[section][name] = value
+        with pytest.raises(ValueError, match=match):
+            est.init(jax.random.PRNGKey(0), c)
+    c = est.default_config()
+    c.pairs.random_camera = False
+    c.pairs.adversarial = False
+    with pytest.raises(ValueError, match="at least one"):
+        est.spec_from_config(c)
+
+
+# --- world frame ----------------------------------------------------------------------------------------------------
+
+def test_camera_to_world_is_upright_and_grounded():
+    takes = make_takes(load_clips(["walker_0walk_forward"]), num_cameras=4)
+    for take in takes:
+        world = est.camera_to_world(take.joints_cam)
+        assert world.shape == take.joints_cam.shape
+        assert world[..., 2].min() == pytest.approx(0.0, abs=1e-6)
+        np.testing.assert_allclose(world[0, 0, :2], 0.0, atol=1e-6)
+        head, ankles = world[:, skeleton.JOINT_INDEX["Head"], 2], world[:, list(skeleton.FEET), 2].max(-1)
+        assert (head > ankles + 1.2).all()
+        # Rigid: the body keeps its shape.
+        np.testing.assert_allclose(skeleton.bone_lengths(world), skeleton.bone_lengths(take.joints_cam), atol=1e-4)
+        # With a prior within the 5-degree agreement cone the clip's own vertical axis is used: up is recovered.
+        true_up = take.rotation[2]  # world z in camera coordinates
+        tilted = true_up + np.array([0.03, 0.0, 0.0])
+        up = up_direction(take.joints_cam, prior=tilted)
+        # (the body axis of a walker leans forward a few degrees; PCA recovers up to within that)
+        assert np.degrees(np.arccos(np.clip(up @ true_up, -1, 1))) < 6.0
+    with pytest.raises(ValueError):
+        est.camera_to_world(np.zeros((5, 16, 3)))

@@ -1,0 +1,224 @@
+"""Hallucinator (tiny config): the update step learns and stays finite, data parallelism matches one device,
+sampling and in-betweening keep lengths and bone lengths, bad input is refused, checkpoints round-trip, CLI runs."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ptjax.hallucinator as H
+from ptjax import kinematics as K
+from ptjax import skeleton
+from ptjax.data import Motion, load_clips
+from ptjax.hallucinator.evaluate import interpolation_baseline
+from ptjax.hallucinator.train import resample_rigid
+
+
+
+@pytest.fixture(scope="module")
+def config():
+    return H.tiny_config()
+
+
+@pytest.fixture(scope="module")
+def motions(config):
+    return load_clips(config.data.clips)     # the clips `ptjax hallucinate train` uses with this config
+
+
+@pytest.fixture(scope="module")
+def buffer(config, motions):
+    return H.make_training_windows(motions, config)
+
+
+@pytest.fixture(scope="module")
+def update_fn():
+    return jax.jit(H.update)
+
+
+@pytest.fixture(scope="module")
+def trained(config, buffer):
+    """A state after a few real training steps (shared by the sampling tests)."""
+    state = H.init(jax.random.PRNGKey(0), config)
+    for _ in range(10):
+        state, _ = H.train_step(state, buffer, config.train.batch_size)
+    return state
+
+
+def test_update_is_finite_and_learns(config, buffer, update_fn):
+    state = H.init(jax.random.PRNGKey(0), config)
+    batch = H.sample_batch(jax.random.PRNGKey(1), buffer, config.train.batch_size, config)
+    w = config.context + config.max_transition + 1
+    assert batch.joints.shape == (config.train.batch_size, w, 17, 3)
+    assert np.all((batch.transition >= config.min_transition) & (batch.transition <= config.max_transition))
+    losses = []
+    for _ in range(config.train.steps):        # the learning-rate schedule spans train.steps
+        state, metrics = update_fn(state, batch)
+        losses.append(float(metrics["position"]))
+        assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert int(state.step) == config.train.steps
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+    for leaf in jax.tree_util.tree_leaves((state.g_params, state.d_params)):
+        assert np.all(np.isfinite(np.asarray(leaf)))
+    # Same seed, same result.
+    again = H.init(jax.random.PRNGKey(0), config)
+    again, m2 = update_fn(again, batch)
+    first, m1 = update_fn(H.init(jax.random.PRNGKey(0), config), batch)
+    assert float(m1["g_total"]) == float(m2["g_total"])
+
+
+def test_update_data_parallel_matches_one_device(config, buffer, update_fn):
+    devices = jax.devices()[:2]
+    assert len(devices) == 2, "conftest forces 4 host devices"
+    state = H.init(jax.random.PRNGKey(3), config)
+    batch = H.sample_batch(jax.random.PRNGKey(4), buffer, config.train.batch_size, config)
+    single, m_single = update_fn(state, batch)
+    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+    spec = jax.sharding.PartitionSpec
+    sharded = jax.jit(jax.shard_map(lambda s, b: H.update(s, b, axis_name="data"), mesh=mesh,
+                                    in_specs=(spec(), spec("data")), out_specs=(spec(), spec()), check_vma=False))
+    multi, m_multi = sharded(state, batch)
+    np.testing.assert_allclose(float(m_multi["g_total"]), float(m_single["g_total"]), rtol=1e-4)
+    for a, b in zip(jax.tree_util.tree_leaves(multi.g_params), jax.tree_util.tree_leaves(single.g_params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-5)
+
+
+def test_sample_length_and_exact_bone_lengths(trained, buffer, config):
+    start = H.start_windows_from(buffer, np.random.default_rng(0), 4, config.context + 2)
+    segments = config.sample.num_segments
+    motions = H.sample(trained, jax.random.PRNGKey(5), start, target_pool=buffer)
+    assert len(motions) == 4
+    expected = config.context + segments * config.sample.segment_length
+    for m, s in zip(motions, start):
+        assert isinstance(m, Motion) and m.fps == config.fps and m.num_frames == expected
+        ref = np.asarray(K.bone_lengths(s[-1]))
+        np.testing.assert_allclose(np.asarray(K.bone_lengths(m.joints)), np.broadcast_to(ref, (expected, 16)),
+                                   atol=1e-5)
+        # The first frames are the real context.
+        np.testing.assert_allclose(m.joints[:config.context], s[-config.context:], atol=1e-5)
+        # The motion continues from the context without a jump.
+        step = np.linalg.norm(m.joints[config.context] - m.joints[config.context - 1], axis=-1).max()
+        # (tiny config: a 5-frame segment moves a fifth of the way to a target up to 1 m and a whole pose away)
+        assert step < 0.5
+    other = H.sample(trained, jax.random.PRNGKey(6), start, target_pool=buffer)
+    assert not np.allclose(other[0].joints, motions[0].joints)  # the rng matters
+    longer = H.sample(trained, jax.random.PRNGKey(5), start, num_segments=segments + 1, target_pool=buffer,
+                      return_array=True)
+    assert longer.shape == (4, expected + config.sample.segment_length, 17, 3)
+
+
+def test_sample_and_inbetween_refuse_bad_input(trained, buffer, config):
+    start = H.start_windows_from(buffer, np.random.default_rng(1), 2, config.context)
+    with pytest.raises(ValueError, match="num_segments"):
+        H.sample(trained, jax.random.PRNGKey(0), start, num_segments=0)
+    with pytest.raises(ValueError, match="segment_length"):
+        H.sample(trained, jax.random.PRNGKey(0), start, segment_length=config.max_transition + 5)
+    with pytest.raises(ValueError, match="at least context"):
+        H.sample(trained, jax.random.PRNGKey(0), start[:, :1])
+    bad = start.copy()
+    bad[0, 1, 4] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        H.sample(trained, jax.random.PRNGKey(0), bad)
+    target = start[:, -1] + np.array([0.3, 0.0, 0.0], np.float32)
+    out = H.inbetween(trained, start, target, 4)
+    assert out.shape == (2, 4, 17, 3) and np.all(np.isfinite(out))
+    np.testing.assert_allclose(np.asarray(K.bone_lengths(out)),
+                               np.broadcast_to(np.asarray(K.bone_lengths(start[:, -1]))[:, None], (2, 4, 16)),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="max_transition"):
+        H.inbetween(trained, start, target, config.max_transition + 1)
+    giant = np.asarray(K.set_bone_lengths(target, 2 * np.asarray(K.bone_lengths(target))))
+    with pytest.raises(ValueError, match="bone lengths that do not match"):
+        H.inbetween(trained, start, giant, 4)
+    broken = target.copy()
+    broken[1, 2] = broken[1, 1]   # zero-length thigh: impossible keyframe
+    with pytest.raises(ValueError, match="impossible bone length"):
+        H.inbetween(trained, start, broken, 4)
+    with pytest.raises(ValueError, match=r"\(B, 17, 3\)"):
+        H.inbetween(trained, start, target[:1], 4)
+
+
+def test_training_windows_refuse_bad_motions(config, motions):
+    short = Motion("short", 30.0, motions["walk"].joints[:4])
+    with pytest.raises(ValueError, match="too short.*'short'"):
+        H.make_training_windows([motions["walk"], short], config)
+    cfg = H.tiny_config()
+    cfg.data.drop_short = True
+    assert H.make_training_windows([motions["walk"], short], cfg).num_takes == 1
+    broken = motions["walk"].joints.copy()
+    broken[5, 13] = broken[5, 12]  # zero-length forearm
+    with pytest.raises(ValueError, match="impossible bone length"):
+        H.make_training_windows([Motion("broken", 30.0, broken)], config)
+    nan = motions["walk"].joints.copy()
+    nan[3, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        H.make_training_windows([Motion("nan", 30.0, nan)], config)
+    with pytest.raises(ValueError, match="at least one"):
+        H.make_training_windows([], config)
+
+
+def test_config_validation():
+    for key, value, message in [("context", 1, "context"), ("max_transition", 1, "min_transition"),
+                                ("model.encoder_out", 15, "even"), ("optim.lr", 0.0, "lr"),
+                                ("sample.segment_length", 99, "segment_length"), ("loss.position", -1.0, "loss")]:
+        cfg = H.tiny_config()
+        section, _, leaf = key.rpartition(".")
+        (cfg[section] if section else cfg)[leaf] = value
+        with pytest.raises(ValueError, match=message):
+            H.init(jax.random.PRNGKey(0), cfg)
+
+
+def test_resample_keeps_bone_lengths():
+    backflip = load_clips(["backflip"])["backflip"]          # 16 fps: fast rotations between frames
+    out = resample_rigid(backflip, 30.0)
+    assert out.fps == 30.0 and out.num_frames == int(backflip.duration * 30 + 1e-6) + 1
+    lengths = np.asarray(skeleton.bone_lengths(out.joints))
+    np.testing.assert_allclose(lengths, np.broadcast_to(lengths[0], lengths.shape), atol=1e-5)
+    np.testing.assert_allclose(out.joints[0], backflip.joints[0], atol=1e-5)
+
+
+def test_interpolation_baseline_exact_on_linear_motion():
+    pose = load_clips(["walk"])["walk"].joints[0]
+    step = np.array([0.05, -0.02, 0.0], np.float32)
+    seq = np.stack([pose + i * step for i in range(7)])[None]    # constant pose, constant velocity
+    out = interpolation_baseline(seq[:, 0], seq[:, -1], 5)
+    np.testing.assert_allclose(out, seq[:, 1:6], atol=1e-5)
+
+
+def test_checkpoint_round_trip(tmp_path, trained):
+    H.save(str(tmp_path), trained)
+    restored = H.load(str(tmp_path))
+    assert int(restored.step) == int(trained.step)
+    assert restored.config == trained.config
+    for a, b in zip(jax.tree_util.tree_leaves(restored), jax.tree_util.tree_leaves(trained)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_cli_train_and_sample(tmp_path, capsys):
+    from ptjax.cli import main
+    workdir = str(tmp_path / "run")
+    assert main(["hallucinate", "train", "--config", "configs/hallucinator.py:tiny", "--workdir", workdir]) == 0
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["steps"] == 30
+    gaps = {int(g) for g in metrics["inbetweening"]}
+    assert gaps == set(H.tiny_config().train.eval_gaps)
+    for r in metrics["inbetweening"].values():
+        assert r["windows"] > 0 and np.isfinite(r["model"]["l2p"]) and np.isfinite(r["interpolation"]["l2p"])
+    assert metrics["samples"]["bone_length_dev_max_m"] < 1e-4
+    assert os.path.isdir(os.path.join(workdir, "tensorboard")) and os.listdir(os.path.join(workdir, "tensorboard"))
+    out = str(tmp_path / "s.npz")
+    bvh_dir = str(tmp_path / "bvh")
+    cfg = H.tiny_config()
+    assert main(["hallucinate", "sample", "--workdir", workdir, "--num", str(cfg.sample.num_samples), "--out", out,
+                 "--bvh-dir", bvh_dir]) == 0
+    data = np.load(out)
+    frames = cfg.context + cfg.sample.num_segments * cfg.sample.segment_length
+    assert data["joints"].shape == (cfg.sample.num_samples, frames, 17, 3)
+    assert len(os.listdir(bvh_dir)) == cfg.sample.num_samples
+    assert main(["hallucinate", "sample", "--workdir", str(tmp_path / "nothing")]) == 2
+    assert main(["hallucinate", "train", "--config", "configs/hallucinator.py:tiny", "--workdir", workdir,
+                 "--config.optim.lr=-1"]) == 2
+    assert "optim.lr" in capsys.readouterr().err
