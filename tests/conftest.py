@@ -13,3 +13,38 @@ _CACHE = os.environ.get("PTJAX_TEST_JAX_CACHE",
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def humanoid_body():
+    """The default humanoid, built once for every test module."""
+    from ptjax.imitator import humanoid
+    return humanoid.build()
+
+
+@pytest.fixture(scope="session")
+def walk_reference(humanoid_body):
+    from ptjax.data import load_clips
+    from ptjax.imitator import retarget
+    return retarget.retarget(humanoid_body, load_clips(["walk"])["walk"])
+
+
+def small_imitator_config():
+    """A tiny imitator configuration shared by tests (identical shapes let compiled code be reused)."""
+    from ptjax.imitator.config import default_config
+    c = default_config()
+    c.clips = ("walk",)
+    c.num_envs = 16
+    c.unroll_length = 8
+    c.num_minibatches = 4
+    c.num_epochs = 2
+    c.policy_hidden = (64, 64)
+    c.value_hidden = (64, 64)
+    c.iterations = 3
+    c.log_every = 1
+    c.checkpoint_every = 2
+    c.num_devices = 1
+    return c
