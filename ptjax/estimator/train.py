@@ -194,6 +194,13 @@ _ADV_KEYS = ("g_loss", "d_loss", "d_real_acc", "d_fake_acc", "d_step", "g_grad_n
 
 # --- pairs ----------------------------------------------------------------------------------------------------------
 
+def _sample_keys(rng: jax.Array, count: int, axis_name=None) -> jax.Array:
+    """One key per sample from its index in the global batch (device shards hold consecutive samples), so the
+    augmentation and random cameras of a sample do not depend on how many devices share the batch."""
+    offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * count
+    return jax.vmap(lambda i: jax.random.fold_in(rng, i))(offset + jnp.arange(count))
+
+
 def make_training_pairs(state: EstimatorState, rng: jax.Array, batch: dict, axis_name=None):
     """Turn a batch into (2D (B, T, 17, 2), camera 3D (B, T, 17, 3), adversarial update or None, metrics, finite)."""
     spec = state.spec
@@ -202,8 +209,9 @@ def make_training_pairs(state: EstimatorState, rng: jax.Array, batch: dict, axis
         motion = batch["motion"]
         _check_shape(motion, (None, rf, 17, 3), "motion")
         k_aug, k_cam, k_adv = jax.random.split(rng, 3)
-        world = pairs.augment_world(k_aug, motion, spec)
         b = motion.shape[0]
+        world = jax.vmap(lambda k, x: pairs.augment_world(k, x[None], spec)[0])(
+            _sample_keys(k_aug, b, axis_name), motion)
         real2d = batch.get("real2d")
         n_random = b
         if spec.adversarial and real2d is not None:
@@ -211,11 +219,14 @@ def make_training_pairs(state: EstimatorState, rng: jax.Array, batch: dict, axis
             n_random = int(round(b * spec.random_camera_fraction)) if spec.random_camera else 0
         kp_list, cam_list = [], []
         if n_random:
-            kp, cam = pairs.random_camera_pairs(k_cam, world[:n_random], spec)
+            kp, cam = jax.vmap(lambda k, x: tuple(a[0] for a in pairs.random_camera_pairs(k, x[None], spec)))(
+                _sample_keys(k_cam, n_random, axis_name), world[:n_random])
             kp_list.append(kp)
             cam_list.append(cam)
         adv_update, metrics, finite = None, {k: jnp.zeros(()) for k in _ADV_KEYS}, jnp.array(True)
         if n_random < b:
+            if axis_name is not None:  # the adversarial camera draws per device (not device-count invariant)
+                k_adv = jax.random.fold_in(k_adv, jax.lax.axis_index(axis_name))
             adv_update, kp, cam, metrics, finite = _adversarial_step(
                 state, k_adv, pairs.camera_axes(world[n_random:]), real2d, axis_name)
             kp_list.append(kp)
@@ -251,10 +262,9 @@ def update(state: EstimatorState, batch: dict, axis_name: str | None = None):
     """One training step (module docstring). Returns (new state, dict of scalar metrics)."""
     spec = state.spec
     rng, k_pairs, k_drop_pose, k_drop_traj = jax.random.split(state.rng, 4)
-    if axis_name is not None:  # different pairs and dropout per device shard
+    if axis_name is not None:  # different dropout per device shard (pairs are keyed per global sample)
         index = jax.lax.axis_index(axis_name)
-        k_pairs, k_drop_pose, k_drop_traj = (jax.random.fold_in(k, index)
-                                             for k in (k_pairs, k_drop_pose, k_drop_traj))
+        k_drop_pose, k_drop_traj = (jax.random.fold_in(k, index) for k in (k_drop_pose, k_drop_traj))
     kp, cam, adv_update, metrics, finite = make_training_pairs(state, k_pairs, batch, axis_name)
 
     centre = cam[:, spec.receptive_field // 2]
