@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "ptjax.evaluate",
     "ptjax.estimator.cli",
     "ptjax.hallucinator.cli",
+    "ptjax.coevolve_cli",
 )
 
 

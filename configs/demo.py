@@ -1,0 +1,48 @@
+"""The main job on a 2-core CPU (<= 30 minutes): round 0 and two co-evolution rounds on the bundled clips.
+
+    ptjax coevolve --config configs/demo.py --workdir runs/demo
+
+The 15 training clips (ptjax.data.TRAIN_CLIPS) seen by 2 fixed cameras are the only input (30 2D takes, their 3D is
+never used in a loss); the 5 held-out clips seen by 4 cameras are scored after every round. Sizes are cut down from
+the paper's (configs/h36m.py) to fit the CPU: a 256-channel 27-frame estimator, 128 humanoids, a small hallucinator
+from round 1 (the original starts it in round 3).
+"""
+
+from ptjax.coevolve import default_config
+
+
+def get_config(variant: str = ""):
+    c = default_config()
+    c.num_rounds = 2
+    c.data.num_cameras = 2
+    c.data.max_frames = 150
+
+    e = c.estimator  # as configs/estimator_clips.py, plus the adversarial camera fed with the takes' real 2D
+    e.model.channels = 256
+    e.model.traj_channels = 128
+    e.model.dropout = 0.1
+    e.loss.pose = "mpjpe"
+    e.optim.lr = 1e-3
+    e.pairs.mirror = True
+    e.pairs.center_jitter = 1.0
+    e.pairs.adversarial = True
+    e.optim.num_epochs = 10
+    e.optim.steps_per_epoch = 250
+    c.estimator_steps = 2500
+    c.estimator_batch = 256
+
+    i = c.imitator
+    i.num_envs = 128
+    i.unroll_length = 16
+    i.num_minibatches = 4
+    i.num_epochs = 4
+    c.imitator_iterations_round0 = 60
+    c.imitator_iterations = 60
+
+    h = c.hallucinator
+    h.sample.num_segments = 4     # 10 context + 4 x 30 frames = 130 frames, within max_frames
+    c.hallucinator_steps = 300
+    c.hallucinator_batch = 32
+    c.refine_iterations = 5
+    c.steps_per_call = 50
+    return c

@@ -1,0 +1,39 @@
+"""The paper's setting on a GPU with a user's Human3.6M files (VideoPose3D's npz layout, see docs/workflow.md).
+
+    ptjax coevolve --config configs/h36m.py --workdir runs/h36m --config.data.h36m_dir=/path/to/h36m
+
+2D of S1, S5, S6, S7, S8 (ground-truth 2D by default; `--config.data.keypoints=cpn_ft_h36m_dbb` for detections),
+resampled to 30 fps and cut into 500-frame takes, is the only input; S9/S11 (protocol: every 2nd frame) are scored
+after every round. Sizes follow reference/posetriplet.md: the 1024-channel 27-frame estimator (batch 1024, 45
+epochs), 4096 humanoids, the hallucinator's paper sizes from round 3, several rounds.
+"""
+
+from ptjax.coevolve import default_config
+from ptjax.hallucinator import paper_config
+
+
+def get_config(variant: str = ""):
+    c = default_config()
+    c.num_rounds = 5
+    c.data.source = "h36m"
+    c.data.h36m_dir = ""
+    c.data.keypoints = "gt"
+    c.data.max_frames = 500
+    c.estimator.pairs.adversarial = True
+    c.estimator.optim.num_epochs = 45
+    c.estimator.optim.steps_per_epoch = 500
+    c.estimator_steps = 45 * 500
+    c.estimator_batch = 1024
+    c.imitator.num_envs = 4096
+    c.imitator.unroll_length = 32
+    c.imitator.num_minibatches = 32
+    c.imitator.num_epochs = 4
+    c.imitator_iterations_round0 = 900
+    c.imitator_iterations = 3000
+    c.hallucinator = paper_config()
+    c.hallucinate_from = 3
+    c.hallucinator_steps = 20000
+    c.hallucinator_batch = 64
+    c.refine_iterations = 1200
+    c.steps_per_call = 100
+    return c

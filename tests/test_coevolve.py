@@ -1,0 +1,134 @@
+"""Co-evolution: the sharded step on 1 and 4 devices, the whole round loop, and kill-and-resume."""
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ptjax import coevolve
+from ptjax.config import get_config
+from ptjax.data import load_clips
+
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "smoke.py")
+
+
+def smoke_config(**overrides):
+    c = get_config(CONFIG)
+    for k, v in overrides.items():
+        c[k] = v
+    return c
+
+
+def _with_motion(co, state):
+    """Fill E's and H's training buffer with real clips, as a rollout would."""
+    clips = load_clips(["walk", "kick"])
+    imitated = coevolve._fill_buffer(state.imitated, [m.resample(co.fps).joints for m in clips.values()])
+    return co._place(state.replace(imitated=imitated))
+
+
+def _comparable(history):
+    """Round records without wall-clock fields."""
+    drop = ("phase_seconds", "round_seconds", "gif")
+    return [{k: v for k, v in rec.items() if k not in drop} for rec in history]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("coevolve_full"))
+    history = coevolve.run(smoke_config(), workdir, progress=False)
+    return workdir, history
+
+
+def test_one_and_four_devices_take_the_same_steps():
+    assert len(jax.devices()) >= 4, "conftest forces 4 host devices"
+    results = {}
+    for n in (1, 4):
+        config = smoke_config(num_devices=n)
+        # Random cameras and augmentation are keyed per global sample; the adversarial camera draws per device.
+        config.estimator.pairs.adversarial = False
+        co = coevolve.CoEvolution.create(config)
+        assert co.num_devices == n
+        state = _with_motion(co, co.init(jax.random.PRNGKey(0)))
+        # Same call sizes as the round driver, so the compiled steps are shared with the run tests.
+        out = {}
+        for phase, calls in (("imitator", 1), ("estimator", 2), ("hallucinator", 2)):
+            s, metrics = co.steps(state.replace(phase=phase), calls)
+            out[phase] = {k: np.asarray(v) for k, v in metrics.items()}
+            assert int(s.phase_step) == calls
+        results[n] = out
+    for phase in ("imitator", "estimator", "hallucinator"):
+        for k, v in results[1][phase].items():
+            assert np.all(np.isfinite(v)), (phase, k)
+            np.testing.assert_allclose(results[4][phase][k], v, rtol=2e-3, atol=2e-4, err_msg=f"{phase}/{k}")
+
+
+def test_round_loop_writes_metrics_checkpoints_and_pictures(full_run):
+    workdir, history = full_run
+    config = smoke_config()
+    assert [r["round"] for r in history] == list(range(config.num_rounds + 1))
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(history))
+    for rec in history:
+        e, i = rec["estimator"], rec["imitator"]
+        assert all(np.isfinite(e[k]) and e[k] > 0 for k in ("mpjpe_mm", "p_mpjpe_mm"))
+        assert e["p_mpjpe_mm"] <= e["mpjpe_mm"] + 1e-6
+        assert 0.0 <= i["success_rate"] <= 1.0 and np.isfinite(i["mpjpe_mm"])
+        assert os.path.isfile(os.path.join(workdir, rec["gif"]))
+        assert set(rec["phase_seconds"]) == set(coevolve.phases_of_round(config, rec["round"]))
+    # Round 1 lifted the takes with E and ran the hallucinator and the refinement.
+    last = history[-1]
+    assert np.isfinite(last["lift"]["ik_error_mm"])
+    assert last["hallucinator"]["bone_length_dev_max_m"] < 0.02
+    assert 0 <= last["refine"]["kept"] <= last["refine"]["sampled"]
+    assert os.path.isdir(os.path.join(workdir, "checkpoints"))
+    assert any(name.startswith("events") for name in os.listdir(os.path.join(workdir, "tensorboard")))
+    # A finished workdir is not silently overwritten.
+    with pytest.raises(FileExistsError, match="--resume"):
+        coevolve.run(smoke_config(), workdir, progress=False)
+
+
+def test_killed_run_resumes_to_the_same_metrics(full_run, tmp_path):
+    _, history = full_run
+    workdir = str(tmp_path)
+    # Stop right after a phase's checkpoint (what a SIGKILL during the next phase leaves on disk) ...
+    partial = coevolve.run(smoke_config(), workdir, progress=False, stop_after=(1, "hallucinate"))
+    assert len(partial) == 1
+    # ... and continue: the same final metrics as the uninterrupted run.
+    resumed = coevolve.run(smoke_config(), workdir, resume=True, progress=False)
+    assert _comparable(resumed) == _comparable(history)
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="estimator_batch"):
+        coevolve.CoEvolution.create(smoke_config(num_devices=4, estimator_batch=18))
+    c = smoke_config()
+    c.data.heldout_clips = ("walk",)
+    with pytest.raises(ValueError, match="both splits"):
+        coevolve.CoEvolution.create(c)
+    with pytest.raises(ValueError, match="num_rounds"):
+        coevolve.CoEvolution.create(smoke_config(num_rounds=-1))
+
+
+def test_cold_start_trajectories_are_smooth_walks():
+    cfg = coevolve.default_config().cold_start
+    trajs = coevolve.random_root_trajectories(np.random.default_rng(0), 8, 150, 30.0, cfg)
+    for t in trajs:
+        speed = np.linalg.norm(np.diff(t["xy"], axis=0), axis=1) * 30.0
+        assert speed.max() <= cfg.speed[1] + 1e-6 and np.median(speed) > 0.3
+        assert np.all(np.abs(np.diff(t["yaw"])) <= cfg.max_turn_rate / 30.0 + 1e-9)  # no heading jumps
+        assert 0.0 <= t["bob"].min() and t["bob"].max() <= 2 * cfg.bob_amplitude[1] + 1e-9
+    assert not np.allclose(trajs[0]["xy"], trajs[1]["xy"])
+
+
+def test_cli_runs_the_main_job(tmp_path, capsys):
+    from ptjax import cli
+    workdir = str(tmp_path / "run")
+    rc = cli.main(["coevolve", "--config", CONFIG, "--workdir", workdir, "--quiet", "--config.num_rounds=0"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "| round |" in out
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        assert len(json.load(f)) == 1
