@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import jax
 import numpy as np
 
+from _common import device_info, emit
 from ptjax import coevolve
 from ptjax.config import get_config
 from ptjax.data import TRAIN_CLIPS, load_clips
@@ -66,9 +66,7 @@ def main() -> None:
     p.add_argument("--metrics", help="a run's metrics.json: add its wall time per phase and per round")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args()
-    result = {"device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-              "host": platform.processor() or platform.machine(), "jax": jax.__version__, "config": args.config,
-              "scaling": []}
+    result = {**device_info(), "config": args.config, "scaling": []}
     for devices in [int(d) for d in args.devices.split(",")]:
         for n in [int(x) for x in args.num_envs.split(",")]:
             config = get_config(args.config)
@@ -83,10 +81,7 @@ def main() -> None:
         result["run"] = [{"round": r["round"], "phase_seconds": r["phase_seconds"],
                           "round_seconds": r.get("round_seconds")} for r in history]
         result["run_total_seconds"] = float(np.sum([r.get("round_seconds", 0) for r in history]))
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

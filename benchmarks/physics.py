@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 from ptjax._mjx import mjx  # noqa: F401  (before brax/mujoco users: silences MJX's import chatter)
@@ -25,6 +24,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
+from _common import device_info, emit
 from ptjax.data import load_clips
 from ptjax.imitator import env as env_lib
 from ptjax.imitator import humanoid as humanoid_lib
@@ -97,9 +97,8 @@ def main() -> None:
     c_ctrl = c_rate / substeps
     env = env_lib.TrackingEnv(body, env_lib.default_config())
     refs = env_lib.make_library([retarget.retarget(body, load_clips(["walk"])["walk"])])
-    result = {"device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-              "host": platform.processor() or platform.machine(), "jax": jax.__version__,
-              "mujoco": mujoco.__version__, "timestep": body.model.opt.timestep, "substeps": substeps,
+    result = {**device_info(), "mujoco": mujoco.__version__, "timestep": body.model.opt.timestep,
+              "substeps": substeps,
               "c_physics_steps_per_s_single_thread": c_rate, "c_control_steps_per_s_single_thread": c_ctrl,
               "batches": []}
     for b in [int(x) for x in args.batch.split(",")]:
@@ -110,10 +109,7 @@ def main() -> None:
                "compile_s": {"physics": round(phys_compile, 1), "env": round(ctrl_compile, 1)}}
         result["batches"].append(row)
         print(json.dumps(row), flush=True)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import platform
 import time
 
-from ptjax._mjx import mjx  # noqa: F401
+from ptjax._mjx import mjx  # noqa: F401  (first: silences MJX's import chatter)
 
 import jax
 
+from _common import device_info, emit
 from ptjax import parallel
 from ptjax.data import load_clips
 from ptjax.imitator.config import default_config
@@ -87,8 +87,7 @@ def main() -> None:
     config.num_minibatches, config.num_epochs, config.num_devices = args.minibatches, args.epochs, 1
     imitator = Imitator.create(config)
     refs = imitator.references(list(load_clips(["walk"]).values()))
-    result = {"device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-              "host": platform.processor() or platform.machine(), "num_envs": args.num_envs,
+    result = {**device_info(), "num_envs": args.num_envs,
               "unroll_length": args.unroll, "num_minibatches": args.minibatches, "num_epochs": args.epochs}
     result["ptjax"] = ours(config, refs, args.updates)
     print(json.dumps({"ptjax": result["ptjax"]}), flush=True)
@@ -97,10 +96,7 @@ def main() -> None:
         result["ratio_ptjax_over_brax"] = result["ptjax"]["env_steps_per_s"] / result["brax"]["env_steps_per_s"]
     except Exception as e:  # report, do not hide, a brax failure
         result["brax"] = {"error": f"{type(e).__name__}: {e}"}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ def get_config(variant: str = ""):
     e.pairs.center_jitter = 1.0
     e.pairs.adversarial = True
     e.optim.num_epochs = 10
-    e.optim.steps_per_epoch = 250
-    c.estimator_steps = 2500
+    e.optim.steps_per_epoch = 150
+    c.estimator_steps = 1500
     c.estimator_batch = 256
 
     i = c.imitator

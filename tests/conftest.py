@@ -33,16 +33,11 @@ def walk_reference(humanoid_body):
 
 
 def small_imitator_config():
-    """A tiny imitator configuration shared by tests (identical shapes let compiled code be reused)."""
-    from ptjax.imitator.config import default_config
-    c = default_config()
+    """The imitator of configs/smoke.py on the walk clip: tests, the smoke co-evolution and the examples share these
+    shapes, so compiled code is reused through the compilation cache."""
+    from ptjax.config import get_config
+    c = get_config(os.path.join(os.path.dirname(__file__), "..", "configs", "smoke.py")).imitator
     c.clips = ("walk",)
-    c.num_envs = 16
-    c.unroll_length = 8
-    c.num_minibatches = 4
-    c.num_epochs = 2
-    c.policy_hidden = (64, 64)
-    c.value_hidden = (64, 64)
     c.iterations = 3
     c.log_every = 1
     c.checkpoint_every = 2
