@@ -43,7 +43,8 @@ def bench_learners(config, calls: int) -> dict:
     clips = load_clips(TRAIN_CLIPS)
     imitated = coevolve._fill_buffer(state.imitated, [m.resample(co.fps).joints for m in list(clips.values())
                                                       [:state.imitated.num_takes]])
-    state = co._place(state.replace(imitated=imitated))
+    state = co._place(state.replace(imitated=imitated, segments=coevolve._fill_buffer(
+        state.segments, [m.resample(co.fps).joints for m in list(clips.values())[:state.segments.num_takes]])))
     chunk = int(config.steps_per_call)
     out = {}
     for phase, n, per_step in (("imitator", 1, config.imitator.num_envs * config.imitator.unroll_length),

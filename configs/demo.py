@@ -40,8 +40,9 @@ def get_config(variant: str = ""):
     c.imitator_iterations = 60
 
     h = c.hallucinator
+    h.model.lstm_size = 256       # half the CPU default: H trains twice per demo
     h.sample.num_segments = 4     # 10 context + 4 x 30 frames = 130 frames, within max_frames
-    c.hallucinator_steps = 300
+    c.hallucinator_steps = 200
     c.hallucinator_batch = 32
     c.refine_iterations = 5
     c.steps_per_call = 50

@@ -133,7 +133,8 @@ class CoEvolutionState:
     imitator: Any                  # ptjax.imitator.ppo.PPOState, stacked over devices (leading axis)
     hallucinator: Any              # ptjax.hallucinator.HallucinatorState (replicated)
     references: Any                # ptjax.imitator.env.ReferenceLibrary that I tracks now
-    imitated: MotionBuffer         # E's and H's training motion: rollouts of the takes, then refined samples
+    imitated: MotionBuffer         # E's training motion: rollouts of the takes, then refined samples
+    segments: MotionBuffer         # H's training motion: the rollouts cut at fail-safe resets (no teleports)
     generated: MotionBuffer        # H's latest samples (lengths 0 before the first)
     real2d: MotionBuffer           # the 2D takes, D_cam's unpaired real 2D
     rng: jax.Array
@@ -265,8 +266,8 @@ class CoEvolution:
         stacked = NamedSharding(self.mesh, P(AXIS))
         imitator = jax.tree_util.tree_map(lambda x: jax.device_put(x, stacked), state.imitator)
         rest = {f: jax.tree_util.tree_map(lambda x: jax.device_put(x, rep), getattr(state, f))
-                for f in ("estimator", "hallucinator", "references", "imitated", "generated", "real2d", "rng",
-                          "round", "phase_step")}
+                for f in ("estimator", "hallucinator", "references", "imitated", "segments", "generated", "real2d",
+                          "rng", "round", "phase_step")}
         return state.replace(imitator=imitator, **rest)
 
     # -- init --
@@ -301,6 +302,7 @@ class CoEvolution:
             hallucinator=self.init_hallucinator(k_h),
             references=library,
             imitated=_empty_buffer(n_takes + self.num_hallucinated, self.max_frames, self.fps),
+            segments=_empty_buffer(2 * n_takes, self.max_frames, self.fps),
             generated=_empty_buffer(len(self.takes), self.max_frames, self.fps),
             real2d=pack_keypoints([t.keypoints2d for t in self.takes], self.fps),
             rng=k_state, round=jnp.zeros((), jnp.int32), phase_step=jnp.zeros((), jnp.int32), phase="imitator")
@@ -323,38 +325,34 @@ class CoEvolution:
         return jax.shard_map(lambda s, b: update(s, b, axis_name=AXIS), mesh=self.mesh, in_specs=(P(), P(AXIS)),
                              out_specs=(P(), P()), check_vma=False)
 
-    def estimator_batch(self, rng: jax.Array, state: CoEvolutionState) -> dict:
+    def estimator_batch(self, rng: jax.Array, spec, imitated: MotionBuffer, real2d: MotionBuffer) -> dict:
         """World windows of E's receptive field from the imitated motion (+ real 2D windows for D_cam)."""
-        spec = state.estimator.spec
         rf, b = spec.receptive_field, int(self.config.estimator_batch)
         k_motion, k_real = jax.random.split(rng)
-        weights = (state.imitated.lengths > 0).astype(jnp.float32)
-        batch = {"motion": sample_windows(k_motion, state.imitated, b, rf, take_weights=weights)}
+        weights = (imitated.lengths > 0).astype(jnp.float32)
+        batch = {"motion": sample_windows(k_motion, imitated, b, rf, take_weights=weights)}
         if spec.adversarial:
             n_adv = b - (int(round(b * spec.random_camera_fraction)) if spec.random_camera else 0)
-            batch["real2d"] = sample_windows(k_real, state.real2d, n_adv, rf)
+            batch["real2d"] = sample_windows(k_real, real2d, n_adv, rf)
         return batch
 
-    def _step(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
+    def _learner_step(self, phase: str, learner, rng: jax.Array, data: dict):
+        """One update of `phase`'s learner state; `data` holds the buffers it reads (never written)."""
         from ptjax import estimator as est
         from ptjax import hallucinator as H
-        rng, k_batch = jax.random.split(state.rng)
-        if state.phase == "imitator":
-            new, metrics = self._ppo_sharded()(state.imitator, state.references)
+        rng, k_batch = jax.random.split(rng)
+        if phase == "imitator":
+            new, metrics = self._ppo_sharded()(learner, data["references"])
             metrics = jax.tree_util.tree_map(lambda x: x[0], metrics)
-            state = state.replace(imitator=new)
-        elif state.phase == "estimator":
-            batch = self.estimator_batch(k_batch, state)
-            new, metrics = self._replicated_learner(est.update)(state.estimator, batch)
-            state = state.replace(estimator=new)
-        elif state.phase == "hallucinator":
-            batch = H.sample_batch(k_batch, state.imitated, int(self.config.hallucinator_batch),
-                                   state.hallucinator.config)
-            new, metrics = self._replicated_learner(H.update)(state.hallucinator, batch)
-            state = state.replace(hallucinator=new)
+        elif phase == "estimator":
+            batch = self.estimator_batch(k_batch, learner.spec, data["imitated"], data["real2d"])
+            new, metrics = self._replicated_learner(est.update)(learner, batch)
+        elif phase == "hallucinator":
+            batch = H.sample_batch(k_batch, data["segments"], int(self.config.hallucinator_batch), learner.config)
+            new, metrics = self._replicated_learner(H.update)(learner, batch)
         else:
-            raise ValueError(f"unknown phase {state.phase!r}; the learner phases are {LEARNERS}")
-        return state.replace(rng=rng, phase_step=state.phase_step + 1), metrics
+            raise ValueError(f"unknown phase {phase!r}; the learner phases are {LEARNERS}")
+        return new, rng, metrics
 
     def step(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
         """One update of the current phase's learner (jitted, sharded over the mesh axis `data`)."""
@@ -362,15 +360,27 @@ class CoEvolution:
         return state, jax.tree_util.tree_map(lambda x: x[0], metrics)
 
     def steps(self, state: CoEvolutionState, num_steps: int) -> tuple[CoEvolutionState, dict]:
-        """`num_steps` updates in one jitted scan; returns (state, metrics stacked over the steps)."""
-        key = int(num_steps)
+        """`num_steps` updates of the current phase's learner in one jitted scan; returns (state, metrics stacked
+        over the steps). Only the learner, the key and the step count are carried through the scan; the buffers
+        it reads are loop constants (carrying the whole state made every step copy it)."""
+        phase = state.phase
+        if phase not in LEARNERS:
+            raise ValueError(f"unknown phase {phase!r}; the learner phases are {LEARNERS}")
+        key = (phase, int(num_steps))
         if key not in self._jitted:
-            def run(s):
-                return jax.lax.scan(lambda c, _: self._step(c), s, None, length=key)
+            def run(learner, rng, count, data):
+                def body(carry, _):
+                    learner, rng, count = carry
+                    learner, rng, metrics = self._learner_step(phase, learner, rng, data)
+                    return (learner, rng, count + 1), metrics
+                return jax.lax.scan(body, (learner, rng, count), None, length=key[1])
             self._jitted[key] = jax.jit(run)
-        # Inputs always carry the same shardings, so each phase compiles once.
-        state, metrics = self._jitted[key](self._place(state))
-        return self._place(state), metrics
+        state = self._place(state)  # inputs always carry the same shardings, so each phase compiles once
+        data = {"imitator": {"references": state.references},
+                "estimator": {"imitated": state.imitated, "real2d": state.real2d},
+                "hallucinator": {"segments": state.segments}}[phase]
+        (learner, rng, count), metrics = self._jitted[key](getattr(state, phase), state.rng, state.phase_step, data)
+        return self._place(state.replace(**{phase: learner}, rng=rng, phase_step=count)), metrics
 
     # -- phases (host side) --
     def learn(self, state: CoEvolutionState, phase: str, num_steps: int, log=None, progress: bool = True
@@ -409,31 +419,54 @@ class CoEvolution:
                 "train_takes_p_mpjpe_mm": train_eval["p_mpjpe"]}
         return state.replace(references=self.library(refs)), info
 
-    def rollout(self, state: CoEvolutionState, count: int) -> tuple[list[np.ndarray], dict, np.ndarray]:
-        """Fail-safe rollouts of the first `count` references: (simulated joints per take, summary, resets)."""
+    def rollout(self, state: CoEvolutionState, count: int) -> tuple[list[np.ndarray], dict, list[np.ndarray]]:
+        """Fail-safe rollouts of the first `count` references: (simulated joints per take, summary, per-take
+        reset flags per frame)."""
         result = self.imitator.evaluate(state.imitator, state.references)
         joints, lengths = np.asarray(result.joints), np.asarray(result.lengths)
-        resets = np.asarray(result.reset_mask).sum(1)[:count]
+        mask = np.asarray(result.reset_mask)
+        resets = mask.sum(1)[:count]
         summary = result.summary()
         takes = list(summary.pop("takes").values())[:count]
         frames = np.array([t["frames"] for t in takes], float)
         summary = {"success_rate": float(np.mean([t["success"] for t in takes])), "resets": int(resets.sum()),
                    "mpjpe_mm": float(np.average([t["mpjpe_mm"] for t in takes], weights=frames)),
                    "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in takes], weights=frames))}
-        return [joints[i, :lengths[i]] for i in range(count)], summary, resets
+        return ([joints[i, :lengths[i]] for i in range(count)], summary,
+                [mask[i, :lengths[i]] for i in range(count)])
 
-    def imitated_motions(self, state: CoEvolutionState) -> list[Motion]:
-        joints, lengths = np.asarray(state.imitated.joints), np.asarray(state.imitated.lengths)
+    def segment_motions(self, state: CoEvolutionState) -> list[Motion]:
+        joints, lengths = np.asarray(state.segments.joints), np.asarray(state.segments.lengths)
         return [Motion(f"imitated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
+
+    def fill_segments(self, state: CoEvolutionState, seqs, reset_flags) -> tuple[CoEvolutionState, dict]:
+        """Cut the rollouts at their fail-safe resets (a reset teleports the body: no motion to learn from) and keep
+        the longest pieces that hold at least one hallucinator training window."""
+        from ptjax.hallucinator.train import min_frames
+        shortest = min_frames(self.config.hallucinator)
+        pieces = []
+        for seq, flags in zip(seqs, reset_flags):
+            cuts = [0] + [int(t) for t in np.flatnonzero(flags)] + [len(seq)]
+            pieces += [seq[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= shortest]
+        pieces.sort(key=len, reverse=True)
+        capacity = state.segments.num_takes
+        buffer = _fill_buffer(_empty_buffer(capacity, self.max_frames, self.fps), pieces[:capacity])
+        info = {"segments": min(len(pieces), capacity),
+                "segment_frames": int(sum(len(p) for p in pieces[:capacity]))}
+        return state.replace(segments=self._replicate(buffer)), info
 
     def hallucinate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
         """H from scratch (as the original) on the imitated motion, then new samples into `generated`."""
         from ptjax import hallucinator as H
+        if int(np.sum(np.asarray(state.segments.lengths) > 0)) == 0:
+            empty = _empty_buffer(len(self.takes), self.max_frames, self.fps)
+            return state.replace(generated=self._replicate(empty)), {
+                "skipped": "no imitated segment without a fail-safe reset is long enough for a training window"}
         rng, k_init, k_sample = jax.random.split(state.rng, 3)
         state = state.replace(rng=rng, hallucinator=self._replicate(self.init_hallucinator(k_init)))
         state, last = self.learn(state, "hallucinator", int(self.config.hallucinator_steps), log, progress)
         hc = state.hallucinator.config
-        train = self.imitated_motions(state)
+        train = self.segment_motions(state)
         np_rng = np.random.default_rng([int(self.config.seed), int(state.round), 1])
         start = H.start_windows_from(train, np_rng, self.num_hallucinated, hc.context)
         samples = H.sample(state.hallucinator, k_sample, start, target_pool=train)
@@ -451,12 +484,14 @@ class CoEvolution:
         lengths = np.asarray(state.generated.lengths)
         joints = np.asarray(state.generated.joints)
         motions = [Motion(f"hallucinated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
+        if not motions:
+            return state, {"kept": 0, "sampled": 0}
         takes_library = state.references
         state = state.replace(references=self.library(self.imitator.references(motions)))
         if self.config.refine_iterations:
             state, _ = self.learn(state, "imitator", int(self.config.refine_iterations), log, progress)
-        seqs, summary, resets = self.rollout(state, len(motions))
-        keep = resets == 0
+        seqs, summary, flags = self.rollout(state, len(motions))
+        keep = np.array([not f.any() for f in flags])
         imitated = _fill_buffer(state.imitated, seqs, offset=len(self.takes), keep=keep)
         info = {"kept": int(keep.sum()), "sampled": len(motions), **{f"imitator_{k}": v for k, v in summary.items()}}
         return state.replace(imitated=imitated, references=takes_library), info
@@ -635,10 +670,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     current["imitator_training"] = {k: last[k] for k in ("reward", "episode_length",
                                                                            "episode_return") if k in last}
                 elif name == "rollout":
-                    seqs, summary, _ = co.rollout(state, len(co.takes))
+                    seqs, summary, flags = co.rollout(state, len(co.takes))
                     imitated = _fill_buffer(_empty_buffer(state.imitated.num_takes, co.max_frames, co.fps), seqs)
                     state = state.replace(imitated=co._replicate(imitated))
-                    current["imitator"] = summary
+                    state, segments = co.fill_segments(state, seqs, flags)
+                    current["imitator"] = {**summary, **segments}
                 elif name == "hallucinate":
                     state, current["hallucinator"] = co.hallucinate(state, log, progress)
                 elif name == "refine":
@@ -687,7 +723,9 @@ def format_round(record: dict) -> str:
     parts = [f"round {record['round']}: held-out MPJPE {e.get('mpjpe_mm', float('nan')):.1f} mm, "
              f"P-MPJPE {e.get('p_mpjpe_mm', float('nan')):.1f} mm",
              f"imitator success {i.get('success_rate', float('nan')):.2f}, MPJPE {i.get('mpjpe_mm', float('nan')):.1f} mm"]
-    if h:
+    if h and "skipped" in h:
+        parts.append(f"hallucinator skipped ({h['skipped']})")
+    elif h:
         parts.append(f"hallucinated bone dev {h.get('bone_length_dev_max_m', float('nan')) * 100:.2f} cm, "
                      f"kept {record.get('refine', {}).get('kept', 0)}/{record.get('refine', {}).get('sampled', 0)}")
     parts.append(f"{record.get('round_seconds', 0):.0f} s")
@@ -701,7 +739,7 @@ def format_table(history: Sequence[dict]) -> str:
     for rec in history:
         e, i, h, s = rec.get("estimator", {}), rec.get("imitator", {}), rec.get("hallucinator"), rec["phase_seconds"]
         ref = rec.get("refine") or {}
-        hb = f"{h['bone_length_dev_max_m'] * 100:.2f}" if h else "-"
+        hb = f"{h['bone_length_dev_max_m'] * 100:.2f}" if h and "bone_length_dev_max_m" in h else "-"
         kept = f"{ref.get('kept', 0)}/{ref.get('sampled', 0)}" if ref else "-"
         times = (f"{s.get('estimate', 0):.0f} / {s.get('imitate', 0) + s.get('rollout', 0):.0f} / "
                  f"{s.get('hallucinate', 0) + s.get('refine', 0):.0f}")

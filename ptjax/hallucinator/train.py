@@ -361,9 +361,17 @@ def update(state: HallucinatorState, batch: Batch, axis_name=None) -> tuple[Hall
 
     g_updates, g_opt_state = _optimizer(config, config.optim.lr).update(g_grads, state.g_opt_state, state.g_params)
     d_updates, d_opt_state = _optimizer(config, config.optim.d_lr).update(d_grads, state.d_opt_state, state.d_params)
-    new_state = state.replace(step=state.step + 1, g_params=optax.apply_updates(state.g_params, g_updates),
-                              g_opt_state=g_opt_state, d_params=optax.apply_updates(state.d_params, d_updates),
-                              d_opt_state=d_opt_state, rng=rng)
+    learned = {"g_params": optax.apply_updates(state.g_params, g_updates), "g_opt_state": g_opt_state,
+               "d_params": optax.apply_updates(state.d_params, d_updates), "d_opt_state": d_opt_state}
+    # NaN guard: a step whose losses or new parameters are not finite is dropped (the models keep their last good
+    # values) and counted in the metric `nonfinite`.
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves((learned, metrics))
+                                if jnp.issubdtype(x.dtype, jnp.inexact)]))
+    old = {"g_params": state.g_params, "g_opt_state": state.g_opt_state, "d_params": state.d_params,
+           "d_opt_state": state.d_opt_state}
+    kept = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), learned, old)
+    metrics["nonfinite"] = 1.0 - finite.astype(jnp.float32)
+    new_state = state.replace(step=state.step + 1, rng=rng, **kept)
     return new_state, metrics
 
 
