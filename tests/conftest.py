@@ -15,7 +15,30 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+import gc  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+def _memory_map_count() -> int:
+    try:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_code():
+    """Every XLA:CPU executable holds memory mappings of its code; one process compiling the whole suite crosses
+    Linux's vm.max_map_count (65,530) and LLVM aborts ("Unable to allocate section memory"). Dropping the jit caches
+    after each module frees them; what a later module needs again comes back from the persistent cache."""
+    yield
+    before = _memory_map_count()
+    jax.clear_caches()
+    gc.collect()
+    if os.environ.get("PTJAX_TEST_REPORT_MAPS"):
+        print(f"\n[memory maps: {before} -> {_memory_map_count()}]")
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,8 @@ def test_env_reset_and_step_are_consistent(setup):
     assert np.all(np.array(rewards) > 0.4) and np.all(np.array(rewards) <= 1.0)
     assert float(state.metrics["joint_error"]) < 0.15
     # A NaN action blows the physics up: the guard ends the episode, counts it, and the env stays finite.
-    bad = step(state, jnp.full(env.action_size, jnp.nan), library)
+    # Same dtype as the zero action (not weakly typed), so the compiled step is reused.
+    bad = step(state, jnp.full(env.action_size, jnp.nan, jnp.float32), library)
     assert float(bad.info["nan_reset"]) == 1.0 and float(bad.done) == 1.0
     assert np.all(np.isfinite(np.asarray(bad.pipeline_state.qpos))) and np.all(np.isfinite(bad.obs))
     assert int(bad.info["steps"]) == 0  # a fresh episode began
