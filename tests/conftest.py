@@ -1,5 +1,6 @@
 """Test setup: 4 forced host devices (for data-parallel tests) and JAX's persistent compilation cache."""
 
+import gc
 import os
 
 # Must be set before JAX initialises its CPU backend.
@@ -14,8 +15,6 @@ jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
-
-import gc  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -34,10 +33,11 @@ def _release_compiled_code():
     Linux's vm.max_map_count (65,530) and LLVM aborts ("Unable to allocate section memory"). Dropping the jit caches
     after each module frees them; what a later module needs again comes back from the persistent cache."""
     yield
-    before = _memory_map_count()
+    report = bool(os.environ.get("PTJAX_TEST_REPORT_MAPS"))
+    before = _memory_map_count() if report else 0
     jax.clear_caches()
     gc.collect()
-    if os.environ.get("PTJAX_TEST_REPORT_MAPS"):
+    if report:
         print(f"\n[memory maps: {before} -> {_memory_map_count()}]")
 
 
