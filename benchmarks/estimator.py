@@ -8,7 +8,9 @@ the root-relative pose, 1/depth-weighted root error), backward, gradient-norm cl
 both networks, as PoseTriplet's training loop does per batch. Samples/s = predicted frames per second. The PyTorch
 side (`pip install "ptjax[bench]"`, torch 2.13 CPU) runs eagerly with its default threads; torch is imported only
 here. Our full `update` from world motion (pairs made on device through random cameras) is timed too, for reference.
-Prints one JSON object.
+Both sides are also timed in mixed precision (`model.compute_dtype = "bfloat16"` vs `torch.autocast("cpu",
+bfloat16)`): bf16 products, float32 parameters; `--skip-bf16` leaves that out. The headline ratio is float32 vs
+float32. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -102,14 +104,19 @@ def torch_models(widths, channels: int, dropout: float = 0.25):
     return StridedTemporalModel(17), StridedTemporalModel(1)
 
 
-def time_torch(widths, channels: int, kp: np.ndarray, cam: np.ndarray, steps: int, warmup: int) -> dict:
+def time_torch(widths, channels: int, kp: np.ndarray, cam: np.ndarray, steps: int, warmup: int,
+               bf16: bool = False) -> dict:
+    import contextlib
+
     import torch
     torch.manual_seed(0)
+    def precision():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     pose_model, traj_model = torch_models(widths, channels)
     opt_pose = torch.optim.Adam(pose_model.parameters(), lr=3e-4)
     opt_traj = torch.optim.Adam(traj_model.parameters(), lr=3e-4)
-    inputs = torch.from_numpy(kp)
-    centre = torch.from_numpy(cam[:, cam.shape[1] // 2])
+    inputs = torch.from_numpy(np.array(kp))
+    centre = torch.from_numpy(np.array(cam[:, cam.shape[1] // 2]))
     target_pose = centre - centre[:, :1]
     target_root = centre[:, 0]
     pose_model.train()
@@ -117,18 +124,20 @@ def time_torch(widths, channels: int, kp: np.ndarray, cam: np.ndarray, steps: in
 
     def step():
         opt_pose.zero_grad()
-        pred = pose_model(inputs)[:, 0]
+        with precision():
+            pred = pose_model(inputs)[:, 0].float()
         loss = torch.mean((pred - target_pose) ** 2)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(pose_model.parameters(), max_norm=1.0)
         opt_pose.step()
         opt_traj.zero_grad()
-        root = traj_model(inputs)[:, 0, 0]
+        with precision():
+            root = traj_model(inputs)[:, 0, 0].float()
         loss_t = torch.mean(torch.linalg.norm(root - target_root, dim=-1) / target_root[:, 2])
         loss_t.backward()
         torch.nn.utils.clip_grad_norm_(traj_model.parameters(), max_norm=1.0)
         opt_traj.step()
-        return float(loss)
+        return float(loss.detach())
 
     t0 = time.perf_counter()
     for _ in range(warmup):
@@ -151,6 +160,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--channels", type=int, default=1024)
     parser.add_argument("--widths", default="3,3,3")
     parser.add_argument("--skip-torch", action="store_true")
+    parser.add_argument("--skip-bf16", action="store_true", help="skip the bfloat16 rows (both sides)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     widths = tuple(int(w) for w in args.widths.split(","))
@@ -169,7 +179,18 @@ def main(argv=None) -> dict:
         result["torch_eager"] = time_torch(widths, args.channels, kp, cam, args.steps, args.warmup)
         result["speedup_jax_over_torch"] = round(
             result["jax"]["samples_per_second"] / result["torch_eager"]["samples_per_second"], 3)
-    for side in ("jax", "jax_update_from_motion", "torch_eager"):
+    if not args.skip_bf16:
+        # Mixed precision on both sides: bf16 products, float32 parameters and accumulation.
+        config.model.compute_dtype = "bfloat16"
+        result["jax_bf16"] = time_jax(config, {"keypoints2d": jnp.asarray(kp), "joints3d": jnp.asarray(cam)},
+                                      args.steps, args.warmup)
+        if not args.skip_torch:
+            result["torch_eager_autocast_bf16"] = time_torch(widths, args.channels, kp, cam, args.steps, args.warmup,
+                                                             bf16=True)
+            result["speedup_jax_over_torch_bf16"] = round(
+                result["jax_bf16"]["samples_per_second"]
+                / result["torch_eager_autocast_bf16"]["samples_per_second"], 3)
+    for side in ("jax", "jax_update_from_motion", "torch_eager", "jax_bf16", "torch_eager_autocast_bf16"):
         if side in result:
             result[side] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result[side].items()}
     print(json.dumps(result, indent=2))

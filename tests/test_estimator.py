@@ -89,6 +89,22 @@ def test_strided_and_dilated_forms_agree():
     np.testing.assert_allclose(np.asarray(dilated), np.asarray(strided), atol=1e-5, rtol=0)
 
 
+def test_bfloat16_products_keep_float32_parameters_and_outputs_close():
+    model = TemporalModel(num_joints_out=17, filter_widths=(3, 3), channels=32)
+    half = model.clone(compute_dtype="bfloat16")
+    windows = jax.random.normal(jax.random.PRNGKey(0), (4, 9, 17, 2))
+    variables = model.init(jax.random.PRNGKey(1), windows, strided=True)
+    full, mixed = model.apply(variables, windows, strided=True), half.apply(variables, windows, strided=True)
+    assert mixed.dtype == jnp.float32
+    assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(half.init(jax.random.PRNGKey(1), windows)))
+    scale = float(jnp.max(jnp.abs(full)))
+    assert 0 < float(jnp.max(jnp.abs(mixed - full))) < 0.02 * scale   # bf16 rounding, not a different function
+    with pytest.raises(ValueError, match="compute_dtype"):
+        config = est.default_config()
+        config.model.compute_dtype = "float16"
+        est.spec_from_config(config)
+
+
 def test_strided_form_rejects_other_lengths():
     model = TemporalModel(num_joints_out=17, filter_widths=(3, 3), channels=8)
     with pytest.raises(ValueError, match="exactly 9"):

@@ -30,6 +30,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.dropout = 0.25
     c.model.bn_momentum = 0.1          # PyTorch convention: weight of the new batch statistic
     c.model.traj_channels = 1024       # TrajNet width (the original uses the same backbone)
+    c.model.compute_dtype = "float32"  # "bfloat16": PoseNet/TrajNet products in bf16, float32 accumulation
 
     c.loss = ml_collections.ConfigDict()
     c.loss.pose = "mse"                # "mse" (PoseTriplet) or "mpjpe" (VideoPose3D)
@@ -137,6 +138,7 @@ class Spec:
     pool_size: int
     flip: bool
     chunk: int
+    compute_dtype: str = "float32"
 
     @property
     def receptive_field(self) -> int:
@@ -188,6 +190,9 @@ def spec_from_config(config: ml_collections.ConfigDict) -> Spec:
         raise ValueError(f"config model.dropout must be in [0, 1), got {m.dropout!r}")
     if not 0.0 < float(m.bn_momentum) <= 1.0:
         raise ValueError(f"config model.bn_momentum must be in (0, 1], got {m.bn_momentum!r}")
+    compute_dtype = m.get("compute_dtype", "float32")
+    if compute_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"config model.compute_dtype must be 'float32' or 'bfloat16', got {compute_dtype!r}")
     if config.loss.pose not in ("mse", "mpjpe"):
         raise ValueError(f"config loss.pose must be 'mse' or 'mpjpe', got {config.loss.pose!r}")
     if not (p.random_camera or p.adversarial):
@@ -229,6 +234,7 @@ def spec_from_config(config: ml_collections.ConfigDict) -> Spec:
         pool_size=_positive(a.pool_size, "adversary.pool_size", integer=True),
         flip=bool(config.predict.flip),
         chunk=_positive(config.predict.chunk, "predict.chunk", integer=True),
+        compute_dtype=compute_dtype,
     )
 
 
