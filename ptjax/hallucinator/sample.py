@@ -19,7 +19,7 @@ import numpy as np
 
 from ptjax import kinematics as K
 from ptjax.data import Motion, MotionBuffer
-from ptjax.hallucinator.features import (canonical_frame, flat_rot6d, from_canonical, to_canonical, unflat_rot6d,
+from ptjax.hallucinator.features import (canonical_frame, flat_rot6d, from_canonical, unflat_rot6d,
                                          window_features)
 from ptjax.hallucinator.train import HallucinatorState, rollout
 

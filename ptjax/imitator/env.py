@@ -20,7 +20,6 @@ quat_v7 (helix 3+), DeepMimic and PHC in `reward_preset`).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Sequence
 
 import flax.struct
