@@ -8,12 +8,16 @@
   termination, auto-reset) vmapped over the batch with zero actions on the walk reference, vs C MuJoCo doing the
   same control step's physics (3 `mj_step`s) on one thread. Goals (issues 4-5): >= 0.5x C single-thread on CPU,
   >= 1M steps/s on one GPU.
-Prints one JSON object (ratios are MJX / C single-thread).
+On CPU, each batch is timed on one XLA:CPU device and, when the machine has more cores, split over one device
+per core (`jax_num_cpu_devices`, as the `ptjax` CLI does; `pmap` over the devices): a single XLA:CPU device runs
+the batched physics on about one core, C on exactly one. Prints one JSON object (ratios are MJX / C
+single-thread).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
@@ -23,6 +27,10 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
+
+from ptjax.cli import use_cpu_cores
+
+use_cpu_cores()
 
 from _common import device_info, emit
 from ptjax.data import load_clips
@@ -42,15 +50,22 @@ def c_steps_per_second(model: mujoco.MjModel, qpos: np.ndarray, steps: int) -> f
     return steps / (time.perf_counter() - t0)
 
 
-def mjx_steps_per_second(model: mujoco.MjModel, qpos: np.ndarray, batch: int, steps: int) -> tuple[float, float]:
+def _split(tree, devices: int):
+    """(B, ...) leaves -> (devices, B / devices, ...) host arrays for pmap to place."""
+    return jax.tree_util.tree_map(
+        lambda x: np.asarray(x).reshape((devices, x.shape[0] // devices) + x.shape[1:]), tree)
+
+
+def mjx_steps_per_second(model: mujoco.MjModel, qpos: np.ndarray, batch: int, steps: int,
+                         devices: int = 1) -> tuple[float, float]:
     mx = mjx.put_model(model, impl="jax")
     d = mujoco.MjData(model)
     d.qpos[:] = qpos
     mujoco.mj_forward(model, d)
     dx = mjx.put_data(model, d, impl="jax")
-    batched = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), dx)
+    batched = _split(jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), dx), devices)
 
-    @jax.jit
+    @functools.partial(jax.pmap, devices=jax.devices()[:devices])
     def run(data):
         return jax.lax.scan(lambda c, _: (jax.vmap(lambda x: mjx.step(mx, x))(c), None), data, None,
                             length=steps)[0]
@@ -66,12 +81,13 @@ def mjx_steps_per_second(model: mujoco.MjModel, qpos: np.ndarray, batch: int, st
     return rate, compile_s
 
 
-def env_steps_per_second(env: env_lib.TrackingEnv, refs, batch: int, steps: int) -> tuple[float, float]:
+def env_steps_per_second(env: env_lib.TrackingEnv, refs, batch: int, steps: int,
+                         devices: int = 1) -> tuple[float, float]:
     keys = jax.random.split(jax.random.PRNGKey(0), batch)
-    state = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, refs)
-    zeros = jnp.zeros((batch, env.action_size))
+    state = _split(jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, refs), devices)
+    zeros = jnp.zeros((batch // devices, env.action_size))
 
-    @jax.jit
+    @functools.partial(jax.pmap, devices=jax.devices()[:devices])
     def run(s):
         return jax.lax.scan(lambda c, _: (jax.vmap(env.step, in_axes=(0, 0, None))(c, zeros, refs), None), s,
                             None, length=steps)[0]
@@ -101,14 +117,18 @@ def main() -> None:
               "substeps": substeps,
               "c_physics_steps_per_s_single_thread": c_rate, "c_control_steps_per_s_single_thread": c_ctrl,
               "batches": []}
+    device_counts = sorted({1, jax.device_count()})
     for b in [int(x) for x in args.batch.split(",")]:
-        phys, phys_compile = mjx_steps_per_second(body.model, qpos, b, args.steps)
-        ctrl, ctrl_compile = env_steps_per_second(env, refs, b, max(args.steps // substeps, 1))
-        row = {"batch": b, "mjx_physics_steps_per_s": phys, "physics_ratio_vs_c": phys / c_rate,
-               "env_control_steps_per_s": ctrl, "env_ratio_vs_c": ctrl / c_ctrl,
-               "compile_s": {"physics": round(phys_compile, 1), "env": round(ctrl_compile, 1)}}
-        result["batches"].append(row)
-        print(json.dumps(row), flush=True)
+        for n in device_counts:
+            if b % n:
+                continue
+            phys, phys_compile = mjx_steps_per_second(body.model, qpos, b, args.steps, n)
+            ctrl, ctrl_compile = env_steps_per_second(env, refs, b, max(args.steps // substeps, 1), n)
+            row = {"batch": b, "devices": n, "mjx_physics_steps_per_s": phys, "physics_ratio_vs_c": phys / c_rate,
+                   "env_control_steps_per_s": ctrl, "env_ratio_vs_c": ctrl / c_ctrl,
+                   "compile_s": {"physics": round(phys_compile, 1), "env": round(ctrl_compile, 1)}}
+            result["batches"].append(row)
+            print(json.dumps(row), flush=True)
     emit(result, args.json)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ptjax.config import split_overrides
@@ -22,6 +23,33 @@ COMMAND_MODULES = (
     "ptjax.hallucinator.cli",
     "ptjax.coevolve_cli",
 )
+
+
+def cpu_device_count() -> int:
+    """How many XLA:CPU devices the CLI asks for: PTJAX_CPU_DEVICES, else the largest power of two not above the
+    usable cores (configs size batches and env counts in powers of two, which must split evenly over devices)."""
+    value = os.environ.get("PTJAX_CPU_DEVICES", "")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"PTJAX_CPU_DEVICES must be a positive integer, got {value!r}")
+        return int(value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 1 << (max(cores, 1).bit_length() - 1)
+
+
+def use_cpu_cores() -> None:
+    """One XLA:CPU device per core, so that the data-parallel steps (imitator, co-evolution) run one shard per core:
+    a single XLA:CPU device runs the batched physics on about one core (MJX tracking env at 512 envs on 2 cores:
+    4.9k control steps/s on 1 device, 9.6k on 2). Accelerator backends are unaffected (the CPU device count only
+    matters when the CPU is the default backend). An explicit --xla_force_host_platform_device_count in XLA_FLAGS
+    wins."""
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    import jax
+    try:
+        jax.config.update("jax_num_cpu_devices", cpu_device_count())
+    except RuntimeError:  # a backend is already up (ptjax used as a library in this process): keep its devices
+        pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        use_cpu_cores()
         return int(args.func(args, overrides) or 0)
     except ValueError as e:
         print(f"ptjax {args.command}: error: {e}", file=sys.stderr)
