@@ -124,7 +124,13 @@ def test_failsafe_rollout_covers_every_frame(setup, trained):
     summary = result.summary(["walk"])
     take = summary["takes"]["walk"]
     assert take["frames"] == n and take["resets"] == int(np.asarray(result.reset_mask).sum())
-    # After a reset the body stands again near where it fell: no frame jumps far from the previous one.
-    assert np.max(np.linalg.norm(np.diff(joints[:, 0], axis=0), axis=-1)) < 0.3
+    # A reset stands the body at the reference's root xy (no cascade of resets in place once it has drifted);
+    # between resets the body moves continuously.
+    resets = np.flatnonzero(np.asarray(result.reset_mask[0, :n]))
+    reference = np.asarray(result.reference[0, :n])
+    np.testing.assert_allclose(joints[resets, 0, :2], reference[resets, 0, :2], atol=0.05)
+    steps = np.linalg.norm(np.diff(joints[:, 0], axis=0), axis=-1)
+    steps[resets - 1] = 0.0
+    assert np.max(steps) < 0.3
     motions = result.to_motions(["walk"], fps=30.0)
     assert motions[0].num_frames == n and motions[0].fps == 30.0

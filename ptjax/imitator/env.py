@@ -64,6 +64,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.init = "reference"             # "reference" (reference state init) | "standing" (PoseTriplet's fixed start)
     c.termination_distance = 0.5     # m: mean joint distance to the reference that ends an episode (PHC)
     c.head_drop = 0.3                # m: head below the reference head by this much ends an episode
+    # Fail-safe rollouts (evaluation, co-evolution) put a failed body back in the rest pose at the reference's root
+    # xy and heading ("reference"), or at its own ("current": PoseTriplet's naivefs, whose failure test is the fall
+    # alone; with the distance test above, a body that has drifted 0.5 m is reset again every frame).
+    c.failsafe_align = "reference"
     c.min_start_margin = 10          # frames: episodes start at least this far before a take's end
     c.reward_preset = "posetriplet"
     c.reward_weights = ml_collections.ConfigDict(dict(REWARD_PRESETS["posetriplet"]))
@@ -194,6 +198,8 @@ class TrackingEnv:
             raise ValueError(f"action_scale must be positive, got {c.action_scale}")
         if not c.termination_distance > 0 or not c.head_drop > 0:
             raise ValueError("termination_distance and head_drop must be positive")
+        if c.get("failsafe_align", "reference") not in ("reference", "current"):
+            raise ValueError(f"failsafe_align must be 'reference' or 'current', got {c.failsafe_align!r}")
 
     # --- sizes (brax Env interface) ---
     @property

@@ -1,6 +1,9 @@
-"""Fail-safe evaluation rollout: a deterministic policy plays every take from start to end; when the body falls
-it is put back standing at its current root position and heading, and the reset is counted (PoseTriplet's
-"naivefs" evaluation, reference §3.7). The simulated H36M-17 joints are the imitator's output."""
+"""Fail-safe evaluation rollout: a deterministic policy plays every take from start to end; when the body fails
+(falls, or drifts beyond the termination distance) it is put back in the rest pose, and the reset is counted
+(PoseTriplet's "naivefs" evaluation, reference §3.7). The rest pose stands at the reference's root xy and heading
+(`env.config.failsafe_align = "reference"`, the default) or at the body's own ("current", as the original, whose
+only failure test is the fall: with the distance test a drifted body would be reset in place every frame and
+the output would be a standing body). The simulated H36M-17 joints are the imitator's output."""
 
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
     """Roll every take of `refs` out with `act_fn(obs (B, obs)) -> actions (B, A)` (deterministic policy)."""
     rng = jax.random.PRNGKey(0) if rng is None else rng
     c = env.config
+    align_reference = c.get("failsafe_align", "reference") == "reference"
     t_max = refs.max_frames
     takes = jnp.arange(refs.num_takes)
     start = jax.vmap(lambda i: env.reset_at(rng, refs, i, 0))(takes)
@@ -91,7 +95,8 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         fell = (err > c.termination_distance) | (joints[:, J["Head"], 2] < r_joints[:, J["Head"], 2] - c.head_drop)
         reset = active & (fell | ~finite)
         safe_qpos = jnp.where(finite[:, None], data.qpos, state.pipeline_state.qpos)
-        new_qpos = jnp.where(reset[:, None], jax.vmap(lambda q: standing_qpos(env, q))(safe_qpos), safe_qpos)
+        anchor = refs.qpos[takes, jnp.clip(frame, 0, refs.lengths - 1)] if align_reference else safe_qpos
+        new_qpos = jnp.where(reset[:, None], jax.vmap(lambda q: standing_qpos(env, q))(anchor), safe_qpos)
         new_qvel = jnp.where(reset[:, None] | ~finite[:, None], 0.0, data.qvel)
         data = data.replace(qpos=new_qpos, qvel=new_qvel)
         pos, rot, joints, _ = jax.vmap(features)(data, takes)
