@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import small_imitator_config
-from ptjax import parallel
+from ptjax import parallel, skeleton
 from ptjax.imitator import env as env_lib
 from ptjax.imitator.train import Imitator
 
@@ -134,3 +134,18 @@ def test_failsafe_rollout_covers_every_frame(setup, trained):
     assert np.max(steps) < 0.3
     motions = result.to_motions(["walk"], fps=30.0)
     assert motions[0].num_frames == n and motions[0].fps == 30.0
+
+
+def test_failure_test_ignores_a_floating_reference_but_not_a_fall():
+    from ptjax.data import load_clips
+    from ptjax.imitator.env import default_config, failure
+    config = default_config()
+    pose = jnp.asarray(load_clips(["walk"])["walk"].joints[0])       # feet on the floor
+    lifted = pose.at[:, 2].add(0.4)                                  # the same pose 0.4 m above the floor
+    failed, error = failure(pose, lifted, config)
+    assert not bool(failed) and abs(float(error) - 0.4) < 1e-5
+    head = skeleton.JOINT_INDEX["Head"]
+    slumped = pose.at[head, 2].add(-0.35)                            # head 0.35 m lower than the reference's
+    assert bool(failure(slumped, lifted, config)[0])
+    drifted = pose.at[:, 0].add(0.6)                                 # upright but 0.6 m off: PHC's test
+    assert bool(failure(drifted, pose, config)[0])

@@ -54,6 +54,19 @@ DEFAULT_KERNELS = dict(pose=2.0, velocity=0.02, end_effector=20.0, root_height=1
                        root_velocity=1.0, root_angular_velocity=0.1, joint_position=100.0, residual_force=1.0)
 
 
+def failure(joints: jax.Array, r_joints: jax.Array, config) -> tuple[jax.Array, jax.Array]:
+    """(failed, mean joint distance) of simulated vs reference joints (..., 17, 3): PHC's distance test (mean global
+    joint distance > termination_distance) or a fall: the head's height above the lowest joint more than head_drop
+    below the reference's. Like the original's test (reference head above the reference's lowest joint), it holds
+    for a reference that floats or sinks, as lifted motion often does."""
+    joint_error = jnp.mean(jnp.linalg.norm(joints - r_joints, axis=-1), -1)
+    head = J["Head"]
+    sim_head = joints[..., head, 2] - jnp.min(joints[..., 2], axis=-1)
+    ref_head = r_joints[..., head, 2] - jnp.min(r_joints[..., 2], axis=-1)
+    fell = sim_head < ref_head - config.head_drop
+    return (joint_error > config.termination_distance) | fell, joint_error
+
+
 def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.horizon = 2                    # future reference frames in the observation
@@ -63,7 +76,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.episode_length = 200           # control steps (PoseTriplet: 200)
     c.init = "reference"             # "reference" (reference state init) | "standing" (PoseTriplet's fixed start)
     c.termination_distance = 0.5     # m: mean joint distance to the reference that ends an episode (PHC)
-    c.head_drop = 0.3                # m: head below the reference head by this much ends an episode
+    c.head_drop = 0.3                # m: head height above the lowest joint this much below the reference's
+                                     # ends an episode (a fall; PoseTriplet's test uses 0.2)
     # Fail-safe rollouts (evaluation, co-evolution) put a failed body back in the rest pose at the reference's root
     # xy and heading ("reference"), or at its own ("current": PoseTriplet's naivefs, whose failure test is the fall
     # alone; with the distance test above, a body that has drifted 0.5 m is reset again every frame).
@@ -352,8 +366,7 @@ class TrackingEnv:
         pos, rot = self._kinematics(data.qpos)
         joints = self._joints(pos, rot)
         reward, terms, r_joints = self._reward(data, pos, rot, joints, action, refs, take, frame)
-        joint_error = jnp.mean(jnp.linalg.norm(joints - r_joints, axis=-1))
-        fell = (joint_error > c.termination_distance) | (joints[J["Head"], 2] < r_joints[J["Head"], 2] - c.head_drop)
+        fell, joint_error = failure(joints, r_joints, c)
         steps = state.info["steps"] + 1
         ref_end = frame + 1 >= refs.lengths[take]
         truncation = (ref_end | (steps >= c.episode_length)) & ~fell & finite
@@ -400,8 +413,7 @@ class BraxTrackingEnv:
         pos, rot = env._kinematics(data.qpos)
         joints = env._joints(pos, rot)
         reward, terms, r_joints = env._reward(data, pos, rot, joints, action, self.refs, take, frame)
-        joint_error = jnp.mean(jnp.linalg.norm(joints - r_joints, axis=-1))
-        done = (joint_error > env.config.termination_distance) | ~jnp.all(jnp.isfinite(data.qpos))
+        done = failure(joints, r_joints, env.config)[0] | ~jnp.all(jnp.isfinite(data.qpos))
         info = dict(state.info)
         info.update(frame=jnp.minimum(frame, self.refs.lengths[take] - 2))
         return state.replace(pipeline_state=data, obs=env._observation(data, pos, rot, self.refs, take, frame),

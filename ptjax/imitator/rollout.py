@@ -15,12 +15,10 @@ import numpy as np
 from ptjax._mjx import mjx  # noqa: F401  (before brax: silences mujoco.mjx's import notice)
 from brax.envs.base import State  # noqa: E402
 
-from ptjax import skeleton
 from ptjax.data.motion import Motion
-from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, heading_rotation
+from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, failure, heading_rotation
 from ptjax.imitator.retarget import mat_to_quat, quat_to_mat
 
-J = skeleton.JOINT_INDEX
 
 
 @flax.struct.dataclass
@@ -90,9 +88,8 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
             return pos, rot, joints, r_joints
 
         pos, rot, joints, r_joints = jax.vmap(features)(data, takes)
-        err = jnp.mean(jnp.linalg.norm(joints - r_joints, axis=-1), -1)
+        fell, err = failure(joints, r_joints, c)
         finite = jnp.all(jnp.isfinite(data.qpos), -1) & jnp.all(jnp.isfinite(data.qvel), -1)
-        fell = (err > c.termination_distance) | (joints[:, J["Head"], 2] < r_joints[:, J["Head"], 2] - c.head_drop)
         reset = active & (fell | ~finite)
         safe_qpos = jnp.where(finite[:, None], data.qpos, state.pipeline_state.qpos)
         anchor = refs.qpos[takes, jnp.clip(frame, 0, refs.lengths - 1)] if align_reference else safe_qpos
