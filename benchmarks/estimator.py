@@ -172,8 +172,8 @@ def main(argv=None) -> dict:
         "steps": args.steps, "device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
         "cpu_count": os.cpu_count(), "machine": platform.machine(), "jax_version": jax.__version__,
     }
-    result["jax"] = time_jax(config, {"keypoints2d": jnp.asarray(kp), "joints3d": jnp.asarray(cam)},
-                             args.steps, args.warmup)
+    ready_pairs = {"keypoints2d": jnp.asarray(kp), "joints3d": jnp.asarray(cam)}
+    result["jax"] = time_jax(config, ready_pairs, args.steps, args.warmup)
     result["jax_update_from_motion"] = time_jax(config, {"motion": motion}, args.steps, args.warmup)
     if not args.skip_torch:
         result["torch_eager"] = time_torch(widths, args.channels, kp, cam, args.steps, args.warmup)
@@ -182,8 +182,7 @@ def main(argv=None) -> dict:
     if not args.skip_bf16:
         # Mixed precision on both sides: bf16 products, float32 parameters and accumulation.
         config.model.compute_dtype = "bfloat16"
-        result["jax_bf16"] = time_jax(config, {"keypoints2d": jnp.asarray(kp), "joints3d": jnp.asarray(cam)},
-                                      args.steps, args.warmup)
+        result["jax_bf16"] = time_jax(config, ready_pairs, args.steps, args.warmup)
         if not args.skip_torch:
             result["torch_eager_autocast_bf16"] = time_torch(widths, args.channels, kp, cam, args.steps, args.warmup,
                                                              bf16=True)

@@ -40,9 +40,9 @@ def cpu_device_count() -> int:
 def use_cpu_cores() -> None:
     """One XLA:CPU device per core, so that the data-parallel steps (imitator, co-evolution) run one shard per core:
     a single XLA:CPU device runs the batched physics on about one core (MJX tracking env at 512 envs on 2 cores:
-    4.9k control steps/s on 1 device, 9.6k on 2). Accelerator backends are unaffected (the CPU device count only
-    matters when the CPU is the default backend). An explicit --xla_force_host_platform_device_count in XLA_FLAGS
-    wins."""
+    5.8k control steps/s on 1 device, 10.5k on 2; benchmarks/physics.py). Accelerator backends are unaffected
+    (the CPU device count only matters when the CPU is the default backend). An explicit
+    --xla_force_host_platform_device_count in XLA_FLAGS wins."""
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return
     import jax

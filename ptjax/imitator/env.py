@@ -212,8 +212,13 @@ class TrackingEnv:
             raise ValueError(f"action_scale must be positive, got {c.action_scale}")
         if not c.termination_distance > 0 or not c.head_drop > 0:
             raise ValueError("termination_distance and head_drop must be positive")
-        if c.get("failsafe_align", "reference") not in ("reference", "current"):
-            raise ValueError(f"failsafe_align must be 'reference' or 'current', got {c.failsafe_align!r}")
+        if self.failsafe_align not in ("reference", "current"):
+            raise ValueError(f"failsafe_align must be 'reference' or 'current', got {self.failsafe_align!r}")
+
+    @property
+    def failsafe_align(self) -> str:
+        """Where fail-safe rollouts stand a failed body (configs saved before the field existed: "reference")."""
+        return self.config.get("failsafe_align", "reference")
 
     # --- sizes (brax Env interface) ---
     @property

@@ -20,7 +20,6 @@ from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, failure, heading_r
 from ptjax.imitator.retarget import mat_to_quat, quat_to_mat
 
 
-
 @flax.struct.dataclass
 class RolloutResult:
     joints: jax.Array        # (N, T, 17, 3) simulated joints, world frame
@@ -70,7 +69,7 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
     """Roll every take of `refs` out with `act_fn(obs (B, obs)) -> actions (B, A)` (deterministic policy)."""
     rng = jax.random.PRNGKey(0) if rng is None else rng
     c = env.config
-    align_reference = c.get("failsafe_align", "reference") == "reference"
+    align_reference = env.failsafe_align == "reference"
     t_max = refs.max_frames
     takes = jnp.arange(refs.num_takes)
     start = jax.vmap(lambda i: env.reset_at(rng, refs, i, 0))(takes)
@@ -92,7 +91,7 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         finite = jnp.all(jnp.isfinite(data.qpos), -1) & jnp.all(jnp.isfinite(data.qvel), -1)
         reset = active & (fell | ~finite)
         safe_qpos = jnp.where(finite[:, None], data.qpos, state.pipeline_state.qpos)
-        anchor = refs.qpos[takes, jnp.clip(frame, 0, refs.lengths - 1)] if align_reference else safe_qpos
+        anchor = jax.vmap(lambda i: env._ref_frame(refs, i, frame)[0])(takes) if align_reference else safe_qpos
         new_qpos = jnp.where(reset[:, None], jax.vmap(lambda q: standing_qpos(env, q))(anchor), safe_qpos)
         new_qvel = jnp.where(reset[:, None] | ~finite[:, None], 0.0, data.qvel)
         data = data.replace(qpos=new_qpos, qvel=new_qvel)
