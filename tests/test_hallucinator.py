@@ -11,8 +11,8 @@ import pytest
 import ptjax.hallucinator as H
 from ptjax import kinematics as K
 from ptjax import skeleton
-from ptjax.data import Motion, load_clips
-from ptjax.hallucinator.evaluate import interpolation_baseline
+from ptjax.data import HELDOUT_CLIPS, Motion, load_clips
+from ptjax.hallucinator.evaluate import eval_windows, interpolation_baseline
 from ptjax.hallucinator.train import resample_rigid
 
 
@@ -161,7 +161,9 @@ def test_training_windows_refuse_bad_motions(config, motions):
 def test_config_validation():
     for key, value, message in [("context", 1, "context"), ("max_transition", 1, "min_transition"),
                                 ("model.encoder_out", 15, "even"), ("optim.lr", 0.0, "lr"),
-                                ("sample.segment_length", 99, "segment_length"), ("loss.position", -1.0, "loss")]:
+                                ("sample.segment_length", 99, "segment_length"), ("loss.position", -1.0, "loss"),
+                                ("model.residual", "cubic", "residual"), ("sample.max_reach", 1.5, "max_reach"),
+                                ("sample.blend_frames", 0, "blend_frames")]:
         cfg = H.tiny_config()
         section, _, leaf = key.rpartition(".")
         (cfg[section] if section else cfg)[leaf] = value
@@ -184,6 +186,23 @@ def test_interpolation_baseline_exact_on_linear_motion():
     seq = np.stack([pose + i * step for i in range(7)])[None]    # constant pose, constant velocity
     out = interpolation_baseline(seq[:, 0], seq[:, -1], 5)
     np.testing.assert_allclose(out, seq[:, 1:6], atol=1e-5)
+
+
+def test_untrained_model_is_its_hermite_base_which_beats_interpolation(config, motions):
+    """The decoder's last layer starts at zero, so an untrained model returns its analytic base exactly; that base
+    (leaving the context with its velocity) is already closer to real held-out motion than interpolation."""
+    gap, c = 4, config.context
+    windows, _ = eval_windows(list(load_clips(HELDOUT_CLIPS).values()), c, gap, config.fps, 3)
+    context, target, truth = windows[:, :c], windows[:, c + gap], windows[:, c:c + gap]
+    base = H.hermite_baseline(context[:, -2], context[:, -1], target, gap)
+    state = H.init(jax.random.PRNGKey(0), config)
+    np.testing.assert_allclose(H.inbetween(state, context, target, gap), base, atol=2e-4)
+    error = lambda pred: np.mean(np.linalg.norm(pred - truth, axis=-1))
+    assert error(base) < 0.9 * error(interpolation_baseline(context[:, -1], target, gap))
+    # Constant pose moving at constant velocity: the Hermite curve is the straight line, exactly.
+    pose = load_clips(["walk"])["walk"].joints[0]
+    seq = np.stack([pose + i * np.array([0.05, -0.02, 0.0], np.float32) for i in range(8)])[None]
+    np.testing.assert_allclose(H.hermite_baseline(seq[:, 0], seq[:, 1], seq[:, -1], 5), seq[:, 2:7], atol=1e-5)
 
 
 def test_checkpoint_round_trip(tmp_path, trained):

@@ -12,8 +12,9 @@
 See reference/posetriplet.md section 4 for the original this follows, and docs/hallucinator.md for usage and results.
 """
 
+from ptjax.hallucinator.cleanup import clean_up
 from ptjax.hallucinator.config import default_config, paper_config, tiny_config
-from ptjax.hallucinator.evaluate import evaluate_inbetweening, interpolation_baseline
+from ptjax.hallucinator.evaluate import evaluate_inbetweening, hermite_baseline, interpolation_baseline
 from ptjax.hallucinator.measures import measures
 from ptjax.hallucinator.sample import inbetween, sample, start_windows_from
 from ptjax.hallucinator.train import (Batch, HallucinatorState, init, load, make_training_windows, sample_batch, save,
@@ -21,4 +22,4 @@ from ptjax.hallucinator.train import (Batch, HallucinatorState, init, load, make
 
 __all__ = ["default_config", "paper_config", "tiny_config", "init", "update", "sample_batch", "make_training_windows",
            "train_step", "sample", "inbetween", "start_windows_from", "measures", "evaluate_inbetweening",
-           "interpolation_baseline", "save", "load", "Batch", "HallucinatorState"]
+           "interpolation_baseline", "hermite_baseline", "clean_up", "save", "load", "Batch", "HallucinatorState"]

@@ -7,7 +7,10 @@ Errors are over the filled frames, in the world frame:
            over frames and windows (LaFAN1's L2P, here without its per-dataset feature normalisation);
   mpjpe -- mean per-joint position error, millimetres.
 Baselines: "interpolation" -- root position linear, every local rotation SLERPed between the last context frame
-and the keyframe, forward kinematics with the context's bone lengths; "zero_velocity" -- the last context frame held.
+and the keyframe, forward kinematics with the context's bone lengths; "zero_velocity" -- the last context frame held;
+"hermite" -- the analytic base of the default model (`model.residual="hermite"`, an untrained model's output): cubic
+Hermite curves of the root and the 6D rotations leaving the last context frame with its velocity, so the table shows
+what training adds to it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from scipy.spatial.transform import Rotation
 
 from ptjax import kinematics as K
 from ptjax.data import Motion
+from ptjax.hallucinator.features import flat_rot6d, unflat_rot6d
+from ptjax.hallucinator.model import analytic_inbetween
 from ptjax.hallucinator.sample import inbetween
 from ptjax.hallucinator.train import HallucinatorState, resample_rigid, slerp_quaternions
 
@@ -52,6 +57,21 @@ def interpolation_baseline(last: np.ndarray, target: np.ndarray, gap: int) -> np
     return np.swapaxes(joints, 0, 1)
 
 
+def hermite_baseline(previous: np.ndarray, last: np.ndarray, target: np.ndarray, gap: int) -> np.ndarray:
+    """previous, last, target (B, 17, 3) -> (B, gap, 17, 3): the default model's analytic base (no network)."""
+    def pose(joints):
+        rot, root, lengths = K.inverse_kinematics(joints)
+        return np.concatenate([np.asarray(root), np.asarray(flat_rot6d(rot))], -1), lengths
+    p_prev, _ = pose(previous)
+    p0, lengths = pose(last)
+    p1, _ = pose(target)
+    alpha = (np.arange(1, gap + 1) / (gap + 1))[:, None, None]
+    p = np.asarray(analytic_inbetween("hermite", alpha, p0, p1, p0 - p_prev, np.float32(gap)))
+    joints = K.forward_kinematics(unflat_rot6d(p[..., 3:].astype(np.float32)), p[..., :3].astype(np.float32),
+                                  lengths)
+    return np.swapaxes(np.asarray(joints), 0, 1)
+
+
 def _errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     diff = pred.astype(np.float64) - gt
     return {"l2p": float(np.mean(np.linalg.norm(diff.reshape(diff.shape[:2] + (-1,)), axis=-1))),
@@ -75,7 +95,8 @@ def _inbetween_padded(state, context, target, gap: int, batch_size: int) -> np.n
 
 def evaluate_inbetweening(state: HallucinatorState, motions: Sequence[Motion] | dict, gaps: Sequence[int] = None,
                           stride: int | None = None, batch_size: int = 256) -> dict:
-    """{gap: {"windows", "clips", "model": {l2p, mpjpe_mm}, "interpolation": {...}, "zero_velocity": {...}}}."""
+    """{gap: {"windows", "clips", "model": {l2p, mpjpe_mm}, "interpolation": {...}, "zero_velocity": {...},
+    "hermite": {...}}}."""
     config = state.config
     motions = list(motions.values()) if isinstance(motions, dict) else list(motions)
     gaps = tuple(config.train.eval_gaps if gaps is None else gaps)
@@ -91,20 +112,23 @@ def evaluate_inbetweening(state: HallucinatorState, motions: Sequence[Motion] | 
         pred = _inbetween_padded(state, context, target, int(gap), batch_size)
         interp = interpolation_baseline(context[:, -1], target, gap)
         zero = np.repeat(context[:, -1:], gap, axis=1)
+        hermite = hermite_baseline(context[:, -2], context[:, -1], target, gap)
         out[int(gap)] = {"windows": int(len(windows)), "clips": sorted(set(names)), "model": _errors(pred, gt),
-                         "interpolation": _errors(interp, gt), "zero_velocity": _errors(zero, gt)}
+                         "interpolation": _errors(interp, gt), "zero_velocity": _errors(zero, gt),
+                         "hermite": _errors(hermite, gt)}
     return out
 
 
 def format_table(results: dict) -> str:
     """Markdown table of `evaluate_inbetweening` results."""
-    rows = ["| gap (frames) | windows | model L2P (m) | interp. L2P (m) | zero-vel. L2P (m) | model MPJPE (mm) | "
-            "interp. MPJPE (mm) |", "|---|---|---|---|---|---|---|"]
+    rows = ["| gap (frames) | windows | model L2P (m) | interp. L2P (m) | zero-vel. L2P (m) | Hermite base L2P (m) | "
+            "model MPJPE (mm) | interp. MPJPE (mm) |", "|---|---|---|---|---|---|---|---|"]
     for gap, r in results.items():
         if not r.get("windows"):
-            rows.append(f"| {gap} | 0 | - | - | - | - | - |")
+            rows.append(f"| {gap} | 0 | - | - | - | - | - | - |")
             continue
         rows.append(f"| {gap} | {r['windows']} | {r['model']['l2p']:.3f} | {r['interpolation']['l2p']:.3f} | "
-                    f"{r['zero_velocity']['l2p']:.3f} | {r['model']['mpjpe_mm']:.1f} | "
+                    f"{r['zero_velocity']['l2p']:.3f} | {r['hermite']['l2p'] if 'hermite' in r else float('nan'):.3f} | "
+                    f"{r['model']['mpjpe_mm']:.1f} | "
                     f"{r['interpolation']['mpjpe_mm']:.1f} |")
     return "\n".join(rows)

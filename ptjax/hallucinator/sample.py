@@ -19,6 +19,7 @@ import numpy as np
 
 from ptjax import kinematics as K
 from ptjax.data import Motion, MotionBuffer
+from ptjax.hallucinator import cleanup
 from ptjax.hallucinator.features import (canonical_frame, flat_rot6d, from_canonical, unflat_rot6d,
                                          window_features)
 from ptjax.hallucinator.train import HallucinatorState, rollout
@@ -147,13 +148,15 @@ def _pool_array(target_pool) -> np.ndarray:
 def sample(state: HallucinatorState, rng: jax.Array, start_windows, num_segments: int | None = None,
            segment_length: int | None = None, target_pool=None, root_range: float | None = None,
            yaw_range_deg: float | None = None, noise: bool | None = None, name: str = "hallucinated",
-           return_array: bool = False):
+           return_array: bool = False, clean_up: bool | None = None):
     """Hallucinate B sequences of context + num_segments * segment_length frames.
 
     start_windows: (B, T >= context, 17, 3) world joints (the last `context` frames seed the generator; they are the
     first frames of each output). target_pool: poses the random targets are drawn from -- (N, 17, 3) joints, a list
     or dict of Motions, or a MotionBuffer (default: the start windows' frames). Other arguments default to
-    config.sample. Returns a list of `Motion`s at config.fps (or the (B, T, 17, 3) array with return_array).
+    config.sample; with clean_up (config.sample.clean_up) every frame is grounded and planted feet are locked
+    (`ptjax.hallucinator.cleanup`). Returns a list of `Motion`s at config.fps (or the (B, T, 17, 3) array with
+    return_array).
     """
     config = state.config
     s = config.sample
@@ -179,6 +182,10 @@ def sample(state: HallucinatorState, rng: jax.Array, start_windows, num_segments
     out = np.asarray(out)
     if not np.all(np.isfinite(out)):
         raise FloatingPointError("hallucinated motion contains non-finite values (diverged model?)")
+    if s.get("clean_up", False) if clean_up is None else clean_up:
+        out = cleanup.clean_up(out, lock_height=s.lock_height, max_reach=s.max_reach, max_stride=s.max_stride,
+                               blend_frames=s.blend_frames, swing_height=s.swing_height,
+                               start=config.context).astype(np.float32)
     if return_array:
         return out
     return [Motion(f"{name}_{i:04d}", config.fps, out[i]) for i in range(len(out))]

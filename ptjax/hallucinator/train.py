@@ -95,6 +95,7 @@ def _dummy_inputs(config, batch: int = 1):
           jnp.zeros((t, batch)))
     consts = {"target_rot6d": jnp.zeros((batch, 102)), "target_root": jnp.zeros((batch, 3)),
               "start_rot6d": jnp.zeros((batch, 102)), "start_root": jnp.zeros((batch, 3)),
+              "start_step_rot6d": jnp.zeros((batch, 102)), "start_step_root": jnp.zeros((batch, 3)),
               "transition": jnp.zeros((batch,), jnp.int32), "noise": jnp.zeros((batch, config.model.encoder_out))}
     return frame, xs, consts
 
@@ -254,7 +255,8 @@ def rollout(g_params, config, feats: Features, transition: jax.Array, target: di
     """Teacher-force the context of `feats` (B, >= context, ...) and generate up to frame `steps`.
 
     target: {rot6d (B, 102), root (B, 3)} of the keyframe at frame context + transition (B,). Returns frames
-    1..steps predicted (B, steps, ...); entries for frames < context are the model's one-step predictions.
+    1..steps predicted (B, steps, ...), with the decoder's "residual" (B, steps, 105); entries for frames < context
+    are the model's one-step predictions.
     """
     c = config.context
     given = _frames(feats)
@@ -269,6 +271,8 @@ def rollout(g_params, config, feats: Features, transition: jax.Array, target: di
     first = jax.tree_util.tree_map(lambda a: a[:, 0], given)
     consts = {"target_rot6d": target["rot6d"], "target_root": target["root"],
               "start_rot6d": given["rot6d"][:, c - 1], "start_root": given["root"][:, c - 1],
+              "start_step_rot6d": given["rot6d"][:, c - 1] - given["rot6d"][:, c - 2],
+              "start_step_root": given["root"][:, c - 1] - given["root"][:, c - 2],
               "transition": transition, "noise": noise}
     out = generator(config).apply({"params": g_params}, first, (xs_frames, is_context, tta), consts)
     return jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), out)
@@ -288,12 +292,16 @@ def _generator_loss(g_params, d_params, config, feats: Features, canon: jax.Arra
     target = {k: jnp.take_along_axis(given[k], target_index.reshape((-1, 1) + (1,) * (given[k].ndim - 2)),
                                      axis=1)[:, 0] for k in ("rot6d", "root")}
     pred = rollout(g_params, config, feats, transition, target, noise, w - 1)
+    residual = pred.pop("residual")                 # (B, w - 1, 105): the correction of frames 1 .. w - 1
     seq = _splice(given, pred, c)
     rot = unflat_rot6d(seq["rot6d"])
     joints = K.forward_kinematics(rot, seq["root"], feats.lengths[:, None, :])
     frame = jnp.arange(w)[None, :]
     mask = (frame >= c) & (frame <= c + transition[:, None])
-    foot_speed = jnp.linalg.norm(jnp.diff(joints[:, :, list(skeleton.FEET)], axis=1), axis=-1) * fps
+    # sqrt(. + eps): a foot that does not move between two frames (padding after the target, an exact analytic
+    # in-between) would give the norm a NaN gradient.
+    step = jnp.diff(joints[:, :, list(skeleton.FEET)], axis=1)
+    foot_speed = jnp.sqrt(jnp.sum(step ** 2, axis=-1) + 1e-12) * fps
     foot_speed = jnp.concatenate([foot_speed[:, :1], foot_speed], axis=1)
     mean = functools.partial(_masked_mean, axis_name=axis_name)
     losses = {
@@ -302,6 +310,10 @@ def _generator_loss(g_params, d_params, config, feats: Features, canon: jax.Arra
         "root": mean(jnp.abs(seq["root"] - feats.root), mask),
         "contact": mean(jnp.abs(seq["contact"] - feats.contact), mask),
         "foot_slide": mean(foot_speed * seq["contact"], mask),
+        # Squared size of the correction of the analytic base: the prior that the base is right unless the data
+        # say otherwise (0 for residual="state", where the output is the motion itself).
+        "residual": (mean(residual ** 2, mask[:, 1:]) if config.model.residual != "state"
+                     else jnp.zeros((), residual.dtype)),
     }
     fake = disc_features(joints, fps)
     for name, d in discriminators(config).items():
@@ -311,7 +323,7 @@ def _generator_loss(g_params, d_params, config, feats: Features, canon: jax.Arra
     weights = config.loss
     total = (weights.position * losses["position"] + weights.rotation * losses["rotation"]
              + weights.root * losses["root"] + weights.contact * losses["contact"]
-             + weights.foot_slide * losses["foot_slide"]
+             + weights.foot_slide * losses["foot_slide"] + weights.get("residual", 0.0) * losses["residual"]
              + weights.adversarial * (losses["adv_short"] + losses["adv_long"]))
     return total, (losses, jax.lax.stop_gradient(fake))
 

@@ -1,0 +1,110 @@
+"""Clean-up of generated motion: per-frame ground and foot locking ("footskate cleanup", Kovar, Schreiner and
+Gleicher, SCA 2002), on the host after sampling.
+
+An in-betweening generator moves the root smoothly toward each target while the legs blend between poses, so feet
+that should stand glide over the ground (RMI predicts foot contacts for exactly this kind of clean-up). `clean_up`:
+
+1. ground: each frame whose lowest joint is below z = 0 is lifted by that depth (PoseTriplet puts every frame of its
+   references on the ground the same way, reference/posetriplet.md §2.6);
+2. foot locking, per leg: an ankle lower than `lock_height` plants where it first touched down and stays there; the
+   hip-knee-ankle chain is re-solved analytically (two-bone IK, the knee bending in its generated plane), so bone
+   lengths are unchanged. A planted foot is released when it rises above `lock_height` or when the body has moved so
+   far that the leg would stretch beyond `max_reach` of its length or the ankle would trail the hip by more than
+   `max_stride` metres along the ground; it then swings back to its generated path over `blend_frames` frames,
+   lifted by up to `swing_height` metres (a foot that moves over the ground is in the air), and may plant again.
+
+Only the knees and ankles move in step 2, so the upper body is the generator's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptjax import skeleton
+
+J = skeleton.JOINT_INDEX
+LEGS = ((J["RHip"], J["RKnee"], J["RAnkle"]), (J["LHip"], J["LKnee"], J["LAnkle"]))
+
+
+def ground(joints: np.ndarray, start: int = 0) -> np.ndarray:
+    """(T, 17, 3) -> the same motion with every frame from `start` on lifted so that no joint is below z = 0."""
+    depth = np.maximum(-joints[..., 2].min(axis=-1), 0.0)
+    depth[:start] = 0.0
+    out = joints.copy()
+    out[..., 2] += depth[:, None]
+    return out
+
+
+def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray, lateral: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Knee and ankle (3,) that put the ankle at `target` (pulled toward the hip if out of reach) with the thigh and
+    shin lengths of (hip, knee, ankle). The knee stays in the plane of the generated leg unless that would bend it
+    backwards (relative to `lateral`, the right-to-left hip axis); then it bends straight forward."""
+    l1, l2 = np.linalg.norm(knee - hip), np.linalg.norm(ankle - knee)
+    v = target - hip
+    d = np.linalg.norm(v)
+    u = v / max(d, 1e-9)
+    d = float(np.clip(d, abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6))
+    forward = np.cross(u, lateral)   # a knee displaced this way bends the right way round
+    forward = forward / max(np.linalg.norm(forward), 1e-9)
+    pole = knee - hip
+    n = pole - np.dot(pole, u) * u
+    if np.dot(n, forward) < 0.1 * np.linalg.norm(n) or np.linalg.norm(n) < 1e-6:
+        n = forward
+    n = n / max(np.linalg.norm(n), 1e-9)
+    a = (l1 * l1 - l2 * l2 + d * d) / (2.0 * d)
+    h = np.sqrt(max(l1 * l1 - a * a, 0.0))
+    return hip + a * u + h * n, hip + d * u
+
+
+def lock_feet(joints: np.ndarray, lock_height: float = 0.1, max_reach: float = 0.98, max_stride: float = 0.45,
+              blend_frames: int = 4, swing_height: float = 0.1, start: int = 0) -> np.ndarray:
+    """(T, 17, 3) -> the same motion with planted feet held in place (module docstring); frames before `start`
+    are kept as they are (a foot standing there plants where it is at `start`)."""
+    out = joints.copy()
+    for hip_i, knee_i, ankle_i in LEGS:
+        planted = None        # xy where the foot is planted
+        swing_from = None     # xy the foot swings from after a release
+        swing_step = 0
+        for t in range(start, len(out)):
+            hip, knee, ankle = out[t, hip_i], out[t, knee_i], out[t, ankle_i]
+            lateral = out[t, J["LHip"]] - out[t, J["RHip"]]
+            leg = np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee)
+            if planted is None and swing_from is None and ankle[2] < lock_height:
+                planted = ankle[:2].copy()
+            if planted is not None:
+                target = np.array([planted[0], planted[1], ankle[2]])
+                stretched = np.linalg.norm(target - hip) > max_reach * leg
+                trailing = np.linalg.norm(target[:2] - hip[:2]) > max_stride
+                if ankle[2] >= lock_height or stretched or trailing:
+                    swing_from, swing_step, planted = planted, 0, None
+                else:
+                    out[t, knee_i], out[t, ankle_i] = two_bone_ik(hip, knee, ankle, target, lateral)
+                    continue
+            if swing_from is not None:
+                swing_step += 1
+                w = swing_step / (blend_frames + 1)
+                xy = (1 - w) * swing_from + w * ankle[:2]
+                target = np.array([xy[0], xy[1], ankle[2] + swing_height * np.sin(np.pi * w)])
+                out[t, knee_i], out[t, ankle_i] = two_bone_ik(hip, knee, ankle, target, lateral)
+                if swing_step >= blend_frames:
+                    swing_from = None
+    return out
+
+
+def clean_up(joints: np.ndarray, lock_height: float = 0.1, max_reach: float = 0.98, max_stride: float = 0.45,
+             blend_frames: int = 4, swing_height: float = 0.1, start: int = 0) -> np.ndarray:
+    """(T, 17, 3) or (N, T, 17, 3) world joints (Z-up, metres) -> grounded, with planted feet locked, from frame
+    `start` on (`sample` keeps its real start window as it is)."""
+    joints = np.asarray(joints, np.float64)
+    if joints.ndim == 4:
+        return np.stack([clean_up(j, lock_height, max_reach, max_stride, blend_frames, swing_height, start)
+                         for j in joints])
+    if joints.ndim != 3 or joints.shape[1:] != (17, 3):
+        raise ValueError(f"clean_up expects (T, 17, 3) or (N, T, 17, 3) joints, got shape {joints.shape}")
+    if not np.all(np.isfinite(joints)):
+        raise ValueError("clean_up: joints contain NaN or infinite values")
+    return lock_feet(ground(joints, start), lock_height, max_reach, max_stride, blend_frames, swing_height, start)
+
+
+__all__ = ["clean_up", "ground", "lock_feet", "two_bone_ik"]
