@@ -76,11 +76,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.cold_start = ml_collections.ConfigDict(dict(
         num_points=6, scale_start=2.0, scale_end=4.0, speed=(0.5, 1.3),
         bob_amplitude=(0.01, 0.03), bob_period=(25.0, 50.0), smoothing_s=0.3, max_turn_rate=2.0))
+    c.lift_root_smoothing_s = 0.1    # Gaussian sigma (s) on the lifted root trajectory before IK (0 = off)
+    c.lift_pose_smoothing_s = 0.0    # ... and on the joints relative to the root
     c.estimator = est.default_config()
     c.estimator_steps = 2000         # E updates per round
     c.estimator_batch = 256
     c.estimator_from_scratch = True  # the original re-trains E from scratch every round
     c.imitator = i_default()
+    c.imitator.retarget.ground = "frame"   # lifted takes: every frame on the ground (the original's choice, §2.6)
     c.imitator_iterations = 40       # PPO updates per round
     c.imitator_iterations_round0 = 40
     c.imitator_from_scratch = False  # I keeps its policy across rounds (starts from the previous round's)
@@ -123,6 +126,8 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
         need(n_adv % num_devices == 0 and n_adv > 0,
              f"the adversarial share of estimator_batch ({n_adv}) must be a positive multiple of the device count")
     need(c.cold_start.scale_end >= c.cold_start.scale_start > 0, "cold_start scales must be positive, increasing")
+    for k in ("lift_root_smoothing_s", "lift_pose_smoothing_s"):
+        need(c.get(k, 0.0) >= 0, f"{k} must be >= 0 seconds, got {c.get(k)}")
 
 
 # --- the state ------------------------------------------------------------------------------------------------------
@@ -410,7 +415,9 @@ class CoEvolution:
         motions = []
         for take in self.takes:
             cam = est.predict(state.estimator, take.keypoints2d)["joints3d"]
-            motions.append(Motion(take.name, take.fps, est.camera_to_world(cam)))
+            world = smooth_motion(est.camera_to_world(cam), take.fps, self.config.get("lift_root_smoothing_s", 0.0),
+                                  self.config.get("lift_pose_smoothing_s", 0.0))
+            motions.append(Motion(take.name, take.fps, world))
         refs = self.imitator.references(motions)
         ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
         # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
@@ -474,7 +481,7 @@ class CoEvolution:
         generated = _fill_buffer(_empty_buffer(len(self.takes), self.max_frames, self.fps), seqs)
         stats = H.measures([Motion(m.name, m.fps, s) for m, s in zip(samples, seqs)], hc.fps, reference=train,
                            window=hc.measures.window, stride=hc.measures.stride, skip=hc.context)
-        keys = ("bone_length_dev_max_m", "foot_skate_mean_m_s", "penetration_max_m", "diversity_m",
+        keys = ("bone_length_dev_max_m", "skating_mps", "penetration_frames", "limit_any", "diversity_m",
                 "reference_diversity_m", "nearest_reference_mean_m", "seconds_mean")
         info = {"g_total": last.get("g_total"), **{k: stats[k] for k in keys if k in stats}}
         return state.replace(generated=generated), info
@@ -526,6 +533,20 @@ class CoEvolution:
         if g:
             panels["H: hallucinated"] = np.asarray(state.generated.joints[0, :g])
         return viz.animate_panels(panels, path, fps=self.fps, max_frames=int(self.config.gif_frames))
+
+
+def smooth_motion(joints: np.ndarray, fps: float, root_sigma_s: float, pose_sigma_s: float) -> np.ndarray:
+    """(T, 17, 3) world joints with the root (Hip) trajectory and the root-relative pose each low-passed by a
+    Gaussian of the given sigma in seconds (0 = unchanged). A lifted depth jitters from frame to frame; the body
+    cannot follow a root that jumps back and forth, and every such frame risks a fail-safe reset."""
+    from scipy.ndimage import gaussian_filter1d
+    joints = np.asarray(joints, np.float64)
+    root, rel = joints[:, :1], joints - joints[:, :1]
+    if root_sigma_s > 0:
+        root = gaussian_filter1d(root, root_sigma_s * fps, axis=0, mode="nearest")
+    if pose_sigma_s > 0:
+        rel = gaussian_filter1d(rel, pose_sigma_s * fps, axis=0, mode="nearest")
+    return (root + rel).astype(np.float32)
 
 
 def _cut_take(take: Take, max_frames: int) -> Take:
@@ -735,15 +756,16 @@ def format_round(record: dict) -> str:
 def format_table(history: Sequence[dict]) -> str:
     """The README's per-round table (markdown)."""
     rows = ["| round | held-out MPJPE (mm) | held-out P-MPJPE (mm) | I success | I MPJPE (mm) | H bone dev (cm) | "
-            "H kept | E / I / H seconds | round seconds |", "|---|---|---|---|---|---|---|---|---|"]
+            "H skating (m/s) | H kept | E / I / H seconds | round seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for rec in history:
         e, i, h, s = rec.get("estimator", {}), rec.get("imitator", {}), rec.get("hallucinator"), rec["phase_seconds"]
         ref = rec.get("refine") or {}
         hb = f"{h['bone_length_dev_max_m'] * 100:.2f}" if h and "bone_length_dev_max_m" in h else "-"
+        skate = f"{h['skating_mps']:.2f}" if h and "skating_mps" in h else "-"
         kept = f"{ref.get('kept', 0)}/{ref.get('sampled', 0)}" if ref else "-"
         times = (f"{s.get('estimate', 0):.0f} / {s.get('imitate', 0) + s.get('rollout', 0):.0f} / "
                  f"{s.get('hallucinate', 0) + s.get('refine', 0):.0f}")
         rows.append(f"| {rec['round']} | {e.get('mpjpe_mm', float('nan')):.1f} | {e.get('p_mpjpe_mm', float('nan')):.1f} "
-                    f"| {i.get('success_rate', float('nan')):.2f} | {i.get('mpjpe_mm', float('nan')):.1f} | {hb} | {kept} "
+                    f"| {i.get('success_rate', float('nan')):.2f} | {i.get('mpjpe_mm', float('nan')):.1f} | {hb} | {skate} | {kept} "
                     f"| {times} | {rec.get('round_seconds', 0):.0f} |")
     return "\n".join(rows)

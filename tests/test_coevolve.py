@@ -137,6 +137,20 @@ def test_cold_start_trajectories_are_smooth_walks():
     assert not np.allclose(trajs[0]["xy"], trajs[1]["xy"])
 
 
+def test_lift_smoothing_removes_depth_jitter_and_keeps_the_motion():
+    walk = load_clips(["walk"])["walk"]
+    jitter = np.zeros_like(walk.joints)
+    jitter[:, :, 1] = 0.05 * (-1.0) ** np.arange(walk.num_frames)[:, None]    # the whole body jumps +-5 cm
+    noisy = walk.joints + jitter
+    out = coevolve.smooth_motion(noisy, walk.fps, 0.1, 0.0)
+    assert np.abs(out - walk.joints).mean() < 0.4 * np.abs(noisy - walk.joints).mean()
+    # The pose relative to the root is untouched when only the root is smoothed, and 0 s changes nothing.
+    np.testing.assert_allclose(out - out[:, :1], noisy - noisy[:, :1], atol=1e-6)
+    np.testing.assert_allclose(coevolve.smooth_motion(noisy, walk.fps, 0.0, 0.0), noisy, atol=1e-6)
+    with pytest.raises(ValueError, match="lift_root_smoothing_s"):
+        coevolve.CoEvolution.create(smoke_config(lift_root_smoothing_s=-1.0))
+
+
 def test_cli_runs_the_main_job(tmp_path, capsys):
     from ptjax import cli
     workdir = str(tmp_path / "run")

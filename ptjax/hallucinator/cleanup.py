@@ -9,7 +9,8 @@ that should stand glide over the ground (RMI predicts foot contacts for exactly 
 2. foot locking, per leg: an ankle lower than `lock_height` plants where it first touched down and stays there; the
    hip-knee-ankle chain is re-solved analytically (two-bone IK, the knee bending in its generated plane), so bone
    lengths are unchanged. A planted foot is released when it rises above `lock_height` or when the body has moved so
-   far that the leg would stretch beyond `max_reach` of its length or the ankle would trail the hip by more than
+   far that the leg would stretch beyond `max_reach` of its length (or 1 % more than when it planted, if that was
+   straighter) or the ankle would trail the hip by more than
    `max_stride` metres along the ground; it then swings back to its generated path over `blend_frames` frames,
    lifted by up to `swing_height` metres (a foot that moves over the ground is in the air), and may plant again.
 
@@ -39,7 +40,8 @@ def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Knee and ankle (3,) that put the ankle at `target` (pulled toward the hip if out of reach) with the thigh and
     shin lengths of (hip, knee, ankle). The knee stays in the plane of the generated leg unless that would bend it
-    backwards (relative to `lateral`, the right-to-left hip axis); then it bends straight forward."""
+    backwards by more than 20 degrees (relative to `lateral`, the right-to-left hip axis); then it bends straight
+    forward."""
     l1, l2 = np.linalg.norm(knee - hip), np.linalg.norm(ankle - knee)
     v = target - hip
     d = np.linalg.norm(v)
@@ -49,11 +51,12 @@ def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np
     forward = forward / max(np.linalg.norm(forward), 1e-9)
     pole = knee - hip
     n = pole - np.dot(pole, u) * u
-    if np.dot(n, forward) < 0.1 * np.linalg.norm(n) or np.linalg.norm(n) < 1e-6:
-        n = forward
-    n = n / max(np.linalg.norm(n), 1e-9)
     a = (l1 * l1 - l2 * l2 + d * d) / (2.0 * d)
     h = np.sqrt(max(l1 * l1 - a * a, 0.0))
+    flexion = np.degrees(np.arccos(np.clip((a * (d - a) - h * h) / (l1 * l2), -1.0, 1.0)))
+    if np.linalg.norm(n) < 1e-6 or (np.dot(n, forward) < 0 and flexion > 20.0):
+        n = forward
+    n = n / max(np.linalg.norm(n), 1e-9)
     return hip + a * u + h * n, hip + d * u
 
 
@@ -72,9 +75,11 @@ def lock_feet(joints: np.ndarray, lock_height: float = 0.1, max_reach: float = 0
             leg = np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee)
             if planted is None and swing_from is None and ankle[2] < lock_height:
                 planted = ankle[:2].copy()
+                # A leg planted nearly straight (standing, heel strike) may keep its extension.
+                reach_limit = max(max_reach * leg, min(np.linalg.norm(ankle - hip) + 0.01 * leg, leg))
             if planted is not None:
                 target = np.array([planted[0], planted[1], ankle[2]])
-                stretched = np.linalg.norm(target - hip) > max_reach * leg
+                stretched = np.linalg.norm(target - hip) > reach_limit
                 trailing = np.linalg.norm(target[:2] - hip[:2]) > max_stride
                 if ankle[2] >= lock_height or stretched or trailing:
                     swing_from, swing_step, planted = planted, 0, None
