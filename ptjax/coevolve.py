@@ -127,7 +127,7 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
              f"the adversarial share of estimator_batch ({n_adv}) must be a positive multiple of the device count")
     need(c.cold_start.scale_end >= c.cold_start.scale_start > 0, "cold_start scales must be positive, increasing")
     for k in ("lift_root_smoothing_s", "lift_pose_smoothing_s"):
-        need(c.get(k, 0.0) >= 0, f"{k} must be >= 0 seconds, got {c.get(k)}")
+        need(c[k] >= 0, f"{k} must be >= 0 seconds, got {c[k]}")
 
 
 # --- the state ------------------------------------------------------------------------------------------------------
@@ -415,8 +415,8 @@ class CoEvolution:
         motions = []
         for take in self.takes:
             cam = est.predict(state.estimator, take.keypoints2d)["joints3d"]
-            world = smooth_motion(est.camera_to_world(cam), take.fps, self.config.get("lift_root_smoothing_s", 0.0),
-                                  self.config.get("lift_pose_smoothing_s", 0.0))
+            world = smooth_motion(est.camera_to_world(cam), take.fps, self.config.lift_root_smoothing_s,
+                                  self.config.lift_pose_smoothing_s)
             motions.append(Motion(take.name, take.fps, world))
         refs = self.imitator.references(motions)
         ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
