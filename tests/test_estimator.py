@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ from ptjax import estimator as est
 from ptjax.data import TRAIN_CLIPS, load_clips, pack_motions, sample_windows
 from ptjax.data.takes import make_takes
 from ptjax.estimator import pairs
-from ptjax.estimator.model import TemporalModel, pose_net, traj_net
+from ptjax.estimator.model import BatchNormReLUDropout, TemporalModel, _matmul, dropout_keep_mask, pose_net, traj_net
 from ptjax.estimator.train import update
 from ptjax.estimator.world import up_direction
 
@@ -229,6 +230,98 @@ def test_data_parallel_update_matches_single_device(config):
     for a, b in zip(jax.tree_util.tree_leaves(single.pose), jax.tree_util.tree_leaves(parallel.pose)):
         np.testing.assert_allclose(b[0], a, rtol=1e-4, atol=1e-6)
         np.testing.assert_array_equal(b[0], b[1])
+
+
+def _reference_bn_relu(x, train, axis_name=None):
+    """What the fused op replaces: Flax's BatchNorm (autodiff) and a ReLU."""
+    return nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, axis_name=axis_name,
+                                name="bn")(x))
+
+
+def _bn_loss(module, variables, x, target):
+    def loss(params, x):
+        y, new_vars = module.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
+                                   mutable=["batch_stats"])
+        return jnp.mean((y - target) ** 2 * jnp.arange(1, y.shape[-1] + 1)), (y, new_vars["batch_stats"])
+    return loss
+
+
+class _Fused(nn.Module):
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        return BatchNormReLUDropout(rate=0.0, momentum=0.9, axis_name=self.axis_name, name="bn")(x, train=True)
+
+
+class _Reference(nn.Module):
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        return _reference_bn_relu(x, True, self.axis_name)
+
+
+def test_fused_batch_norm_matches_flax_batch_norm_values_gradients_and_statistics():
+    """BatchNormReLUDropout (no dropout) = Flax BatchNorm + ReLU: output, gradients of input, scale and bias, and
+    the running statistics; also with the batch split over 4 devices (statistics and gradients over the global
+    batch) and in eval mode."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (32, 6)) * 2.0 + 0.5
+    target = jax.random.normal(jax.random.PRNGKey(1), (32, 6))
+    fused, reference = _Fused(), _Reference()
+    variables = reference.init(jax.random.PRNGKey(2), x)
+    variables = {"params": {"bn": {"scale": jnp.linspace(0.5, 1.5, 6), "bias": jnp.linspace(-0.3, 0.3, 6)}},
+                 "batch_stats": variables["batch_stats"]}
+    assert jax.tree_util.tree_structure(fused.init(jax.random.PRNGKey(2), x)) == jax.tree_util.tree_structure(
+        variables)
+    grad = lambda module: jax.grad(_bn_loss(module, variables, x, target), argnums=(0, 1), has_aux=True)  # noqa
+    (gp_f, gx_f), (y_f, stats_f) = grad(fused)(variables["params"], x)
+    (gp_r, gx_r), (y_r, stats_r) = grad(reference)(variables["params"], x)
+    np.testing.assert_allclose(y_f, y_r, atol=1e-5)
+    np.testing.assert_allclose(gx_f, gx_r, atol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves((gp_f, stats_f)), jax.tree_util.tree_leaves((gp_r, stats_r))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    shard = lambda a: a.reshape((4, a.shape[0] // 4) + a.shape[1:])  # noqa: E731
+    def per_device(module):
+        return jax.pmap(lambda x, t: jax.grad(_bn_loss(module, variables, x, t), argnums=(0, 1), has_aux=True)(
+            variables["params"], x), axis_name="data", devices=jax.devices()[:4])
+    (gp_f4, gx_f4), (y_f4, _) = per_device(_Fused("data"))(shard(x), shard(target))
+    (gp_r4, gx_r4), (y_r4, _) = per_device(_Reference("data"))(shard(x), shard(target))
+    np.testing.assert_allclose(y_f4.reshape(y_r.shape), y_r, atol=1e-5)
+    np.testing.assert_allclose(gx_f4, gx_r4, atol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(gp_f4), jax.tree_util.tree_leaves(gp_r4)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    stats = {"bn": {"mean": jnp.linspace(0, 1, 6), "var": jnp.linspace(1, 2, 6)}}
+    eval_vars = {"params": variables["params"], "batch_stats": stats}
+    y_eval = BatchNormReLUDropout(momentum=0.9).apply({"params": eval_vars["params"]["bn"],
+                                                        "batch_stats": stats["bn"]}, x, train=False)
+    y_ref = nn.BatchNorm(use_running_average=True, epsilon=1e-5).apply(
+        {"params": eval_vars["params"]["bn"], "batch_stats": stats["bn"]}, x)
+    np.testing.assert_allclose(y_eval, nn.relu(y_ref), atol=1e-6)
+
+
+def test_dropout_keep_mask_rate_and_independence():
+    for rate in (0.25, 0.1):
+        keep = np.asarray(dropout_keep_mask(jax.random.PRNGKey(0), (1000, 300), rate))
+        assert keep.shape == (1000, 300) and keep.dtype == bool
+        assert abs(1.0 - keep.mean() - rate) < 0.004, (rate, keep.mean())
+        # neighbouring elements come from the same random word: they must still be uncorrelated
+        assert abs(np.corrcoef(keep[:, :-1].ravel(), keep[:, 1:].ravel())[0, 1]) < 0.01
+    other = np.asarray(dropout_keep_mask(jax.random.PRNGKey(1), (1000, 300), 0.25))
+    assert (other != keep).mean() > 0.3
+
+
+def test_custom_matmul_gradient_matches_autodiff():
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 7))
+    w = jax.random.normal(jax.random.PRNGKey(1), (7, 3))
+    loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
+    ours = jax.grad(loss(lambda x, w: _matmul(x, w, jnp.float32)), argnums=(0, 1))(x, w)
+    plain = jax.grad(loss(lambda x, w: x @ w), argnums=(0, 1))(x, w)
+    for a, b in zip(ours, plain):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 # --- prediction -----------------------------------------------------------------------------------------------------
