@@ -302,6 +302,20 @@ def test_fused_batch_norm_matches_flax_batch_norm_values_gradients_and_statistic
     np.testing.assert_allclose(y_eval, nn.relu(y_ref), atol=1e-6)
 
 
+@pytest.mark.parametrize("width", [1, 3])
+def test_valid_conv_matches_flax_conv(width):
+    """G_cam's convolution as a product: same variables, initialisation and outputs as nn.Conv(padding="VALID")."""
+    from ptjax.estimator.adversary import ValidConv1d
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 9, 51))
+    ours, flax_conv = ValidConv1d(8, width), nn.Conv(8, (width,), padding="VALID")
+    variables = ours.init(jax.random.PRNGKey(1), x)
+    reference = flax_conv.init(jax.random.PRNGKey(1), x)
+    for a, b in zip(jax.tree_util.tree_leaves(variables), jax.tree_util.tree_leaves(reference)):
+        np.testing.assert_array_equal(a, b)
+    variables = jax.tree_util.tree_map(lambda v: v + 0.1, variables)  # a non-zero bias too
+    np.testing.assert_allclose(ours.apply(variables, x), flax_conv.apply(variables, x), atol=1e-5)
+
+
 def test_dropout_keep_mask_rate_and_independence():
     for rate in (0.25, 0.1):
         keep = np.asarray(dropout_keep_mask(jax.random.PRNGKey(0), (1000, 300), rate))

@@ -172,10 +172,14 @@ class TemporalConv(nn.Module):
                            kernel.reshape(self.width * c_in, self.features), self.dtype)
         if self.width == 1:
             return _matmul(x, kernel[0], self.dtype)
-        return jax.lax.conv_general_dilated(x.astype(self.dtype), kernel.astype(self.dtype), window_strides=(1,),
-                                            padding="VALID", rhs_dilation=(dilation,),
-                                            dimension_numbers=("NWC", "WIO", "NWC"),
-                                            preferred_element_type=jnp.float32)
+        # The dilated convolution as shifted slices side by side and one product (the layout of the strided form's
+        # reshape): several times faster than XLA:CPU's convolution op.
+        t_out = x.shape[1] - (self.width - 1) * dilation
+        if t_out < 1:
+            raise ValueError(f"a width-{self.width} convolution dilated by {dilation} needs more than "
+                             f"{(self.width - 1) * dilation} frames, got {x.shape[1]}")
+        columns = jnp.concatenate([x[:, k * dilation:k * dilation + t_out] for k in range(self.width)], axis=-1)
+        return _matmul(columns, kernel.reshape(self.width * c_in, self.features), self.dtype)
 
 
 class TemporalModel(nn.Module):
