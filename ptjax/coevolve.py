@@ -81,7 +81,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.estimator = est.default_config()
     c.estimator_steps = 2000         # E updates per round
     c.estimator_batch = 256
-    c.estimator_from_scratch = True  # the original re-trains E from scratch every round
+    c.estimator_from_scratch = True  # the original re-trains E from scratch every round; False: E starts from
+                                     # the last round's networks with a fresh optimiser and schedule
     c.imitator = i_default()
     c.imitator.retarget.ground = "frame"   # lifted takes: every frame on the ground (the original's choice, §2.6)
     c.imitator_iterations = 40       # PPO updates per round
@@ -504,9 +505,12 @@ class CoEvolution:
         return state.replace(imitated=imitated, references=takes_library), info
 
     def estimate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
+        from ptjax import estimator as est
         if self.config.estimator_from_scratch:
             rng, k_init = jax.random.split(state.rng)
             state = state.replace(rng=rng, estimator=self._replicate(self.init_estimator(k_init)))
+        elif int(state.round) > 0:  # warm start: last round's networks, a fresh schedule
+            state = state.replace(estimator=self._replicate(est.restart_optimizers(state.estimator)))
         state, last = self.learn(state, "estimator", int(self.config.estimator_steps), log, progress)
         return state, {k: last[k] for k in ("loss_pose", "loss_traj") if k in last}
 

@@ -214,6 +214,22 @@ def test_nan_batch_is_skipped_not_applied(trained, windows, jit_update):
     assert not np.array_equal(new.rng, state.rng)
 
 
+def test_restart_optimizers_keeps_networks_and_restarts_the_schedule(trained, config, windows, jit_update):
+    state, _ = trained
+    restarted = est.restart_optimizers(state)
+    fresh = est.init(jax.random.PRNGKey(9), config)
+    assert int(restarted.step) == 0
+    assert _params_equal(restarted.pose.params, state.pose.params)
+    assert _params_equal(restarted.pose.batch_stats, state.pose.batch_stats)
+    assert _params_equal(restarted.gcam.params, state.gcam.params)
+    for a, b in zip(jax.tree_util.tree_leaves(restarted.pose.opt_state), jax.tree_util.tree_leaves(fresh.pose.opt_state)):
+        np.testing.assert_array_equal(a, b)  # zero moments, count 0
+    # a schedule decayed to zero by many steps comes back to the initial learning rate
+    decayed = state.replace(step=jnp.asarray(10_000, jnp.int32))
+    _, m = jit_update(est.restart_optimizers(decayed), {"motion": windows})
+    assert float(m["lr"]) == pytest.approx(config.optim.lr)
+
+
 def test_data_parallel_update_matches_single_device(config):
     """pmap over 2 devices (sync BN, pmean of gradients) = one device on the whole batch (no dropout)."""
     c = tiny_config()

@@ -6,6 +6,7 @@ Public API (other components rely on these names):
 * `init(rng, config) -> EstimatorState`
 * `update(state, batch, axis_name=None) -> (state, metrics)` — one jitted-friendly training step; batch is
   {"motion": (B, T, 17, 3) world windows[, "real2d": (B', T, 17, 2)]} or {"keypoints2d", "joints3d"} pairs
+* `restart_optimizers(state) -> EstimatorState` — fresh Adam moments and schedule, same networks
 * `predict(state, keypoints2d (T, 17, 2)) -> dict(pose, trajectory, joints3d)` (camera frame, metres)
 * `evaluate(state, takes) -> dict` (MPJPE, P-MPJPE, N-MPJPE in mm, PCK, AUC per take and mean)
 * `save(workdir, state, config, step)` / `load(checkpoint_dir) -> (state, config)`
@@ -19,7 +20,7 @@ from ptjax.estimator.checkpoints import load, save
 from ptjax.estimator.config import Spec, default_config, spec_from_config
 from ptjax.estimator.inference import evaluate, predict
 from ptjax.estimator.loop import pack_keypoints, sample_batch
-from ptjax.estimator.train import EstimatorState, init, update
+from ptjax.estimator.train import EstimatorState, init, restart_optimizers, update
 from ptjax.estimator.world import camera_to_world
 
 
@@ -29,5 +30,5 @@ def fit(config, workdir: str, resume: bool = False, pairs_path: str | None = Non
     return loop.train(config, workdir, resume=resume, pairs_path=pairs_path, progress=progress)
 
 
-__all__ = ["EstimatorState", "Spec", "default_config", "spec_from_config", "init", "update", "predict", "evaluate",
+__all__ = ["EstimatorState", "Spec", "default_config", "spec_from_config", "init", "update", "restart_optimizers", "predict", "evaluate",
            "save", "load", "camera_to_world", "fit", "sample_batch", "pack_keypoints"]

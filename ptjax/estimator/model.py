@@ -90,8 +90,12 @@ def _bn_relu_dropout(x, scale, bias, keep, rate: float, epsilon: float, axis_nam
 
 
 def _batch_moments(x, axis_name):
-    mean = _pmean(jnp.mean(x, axis=0), axis_name)
-    return mean, _pmean(jnp.mean(jnp.square(x - mean), axis=0), axis_name)
+    if axis_name is None:  # two passes: no cancellation
+        mean = jnp.mean(x, axis=0)
+        return mean, jnp.mean(jnp.square(x - mean), axis=0)
+    # over devices: E[x] and E[x^2] in one all-reduce (as flax.linen.BatchNorm), not two in sequence
+    mean, mean_sq = jax.lax.pmean(jnp.stack([jnp.mean(x, axis=0), jnp.mean(jnp.square(x), axis=0)]), axis_name)
+    return mean, jnp.maximum(mean_sq - jnp.square(mean), 0.0)
 
 
 def _bn_relu_dropout_fwd(x, scale, bias, keep, rate, epsilon, axis_name):
@@ -115,7 +119,7 @@ def _bn_relu_dropout_bwd(rate, epsilon, axis_name, residuals, cotangents):
     # Statistics over the global batch: the means of g and g * x_hat are averaged over the devices, as autodiff
     # through pmean'd moments gives (pmap semantics: the gradient of the sum of the devices' losses).
     n = x.shape[0]
-    mean_g, mean_g_xhat = _pmean((d_bias / n, d_scale / n), axis_name)
+    mean_g, mean_g_xhat = _pmean(jnp.stack([d_bias, d_scale]) / n, axis_name)
     dx = (scale * inv_std) * (g - mean_g - x_hat * mean_g_xhat)
     return dx, d_scale, d_bias, None
 

@@ -32,6 +32,7 @@ import optax
 from ptjax.estimator import adversary, pairs
 from ptjax.estimator.config import Spec, spec_from_config
 from ptjax.estimator.model import pose_net, traj_net
+from ptjax.parallel import pmean_tree
 
 
 @flax.struct.dataclass
@@ -110,10 +111,24 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict) -> EstimatorState:
         spec=spec)
 
 
+def restart_optimizers(state: EstimatorState) -> EstimatorState:
+    """The same networks (parameters, BN statistics) with fresh optimiser states: Adam's moments, the learning-rate
+    schedule and the step count start again, for training on new data (co-evolution rounds that warm-start E).
+    Without it a second training run would continue a schedule already decayed to zero."""
+    spec = state.spec
+
+    def fresh(net: NetState, lr: float) -> NetState:
+        return net.replace(opt_state=optimizer(spec, lr).init(net.params))
+
+    return state.replace(step=jnp.zeros_like(state.step), pose=fresh(state.pose, spec.lr),
+                         traj=fresh(state.traj, spec.lr), gcam=fresh(state.gcam, spec.lr_gcam),
+                         dcam=fresh(state.dcam, spec.lr_dcam))
+
+
 # --- helpers --------------------------------------------------------------------------------------------------------
 
 def _pmean(tree, axis_name):
-    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+    return pmean_tree(tree, axis_name)
 
 
 def _apply_grads(net: NetState, grads, tx, new_batch_stats=None) -> NetState:

@@ -26,6 +26,7 @@ from brax.training.agents.ppo import networks as ppo_networks
 from flax import linen
 
 from ptjax.imitator.env import ReferenceLibrary, TrackingEnv
+from ptjax.parallel import pmean_tree
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -210,7 +211,7 @@ class PPO:
             params, opt_state = carry
             batch = jax.tree_util.tree_map(lambda x: x[index], grouped)
             (_, metrics), grads = grad_fn(params, normalizer, batch, axis_name)
-            grads = _pmean(grads, axis_name)
+            grads = pmean_tree(grads, axis_name)
             updates, opt_state = self.optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), metrics
 
