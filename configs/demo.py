@@ -1,4 +1,4 @@
-"""The main job on a 2-core CPU (about 16 minutes, one XLA device per core): round 0 and two co-evolution rounds on
+"""The main job on a 2-core CPU (about 12 minutes, one XLA device per core): round 0 and two co-evolution rounds on
 the bundled clips.
 
     ptjax coevolve --config configs/demo.py --workdir runs/demo
