@@ -30,5 +30,5 @@ def fit(config, workdir: str, resume: bool = False, pairs_path: str | None = Non
     return loop.train(config, workdir, resume=resume, pairs_path=pairs_path, progress=progress)
 
 
-__all__ = ["EstimatorState", "Spec", "default_config", "spec_from_config", "init", "update", "restart_optimizers", "predict", "evaluate",
-           "save", "load", "camera_to_world", "fit", "sample_batch", "pack_keypoints"]
+__all__ = ["EstimatorState", "Spec", "default_config", "spec_from_config", "init", "update", "restart_optimizers",
+           "predict", "evaluate", "save", "load", "camera_to_world", "fit", "sample_batch", "pack_keypoints"]

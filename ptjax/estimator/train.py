@@ -127,10 +127,6 @@ def restart_optimizers(state: EstimatorState) -> EstimatorState:
 
 # --- helpers --------------------------------------------------------------------------------------------------------
 
-def _pmean(tree, axis_name):
-    return pmean_tree(tree, axis_name)
-
-
 def _apply_grads(net: NetState, grads, tx, new_batch_stats=None) -> NetState:
     updates, opt_state = tx.update(grads, net.opt_state, net.params)
     return NetState(params=optax.apply_updates(net.params, updates),
@@ -175,7 +171,7 @@ def _adversarial_step(state: EstimatorState, rng, windows, real2d, axis_name):
         return adversary.generator_loss(d_fake, d_real), (kp, cam, new_vars["batch_stats"])
 
     (g_loss, (kp, cam, g_stats)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.gcam.params)
-    g_grads = _pmean(g_grads, axis_name)
+    g_grads = pmean_tree(g_grads, axis_name)
     gcam = _apply_grads(state.gcam, g_grads, optimizer(spec, spec.lr_gcam), g_stats)
     # The estimator trains on the pairs of G_cam before its update (as the original).
     kp, cam = jax.lax.stop_gradient(kp), jax.lax.stop_gradient(cam)
@@ -190,7 +186,7 @@ def _adversarial_step(state: EstimatorState, rng, windows, real2d, axis_name):
         return adversary.discriminator_loss(d_real, d_fake), (d_real, d_fake)
 
     (d_loss, (d_real, d_fake)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
-    d_grads = _pmean(d_grads, axis_name)
+    d_grads = pmean_tree(d_grads, axis_name)
     d_trained = _apply_grads(state.dcam, d_grads, optimizer(spec, spec.lr_dcam))
     do_d = (state.step % spec.d_every) == 0
     dcam = _select(do_d, d_trained, state.dcam)
@@ -302,7 +298,7 @@ def update(state: EstimatorState, batch: dict, axis_name: str | None = None):
 
     (loss_p, (stats_p, pred)), grads_p = jax.value_and_grad(pose_loss_fn, has_aux=True)(state.pose.params)
     (loss_t, (stats_t, root)), grads_t = jax.value_and_grad(traj_loss_fn, has_aux=True)(state.traj.params)
-    grads_p, grads_t = _pmean(grads_p, axis_name), _pmean(grads_t, axis_name)
+    grads_p, grads_t = pmean_tree(grads_p, axis_name), pmean_tree(grads_t, axis_name)
     pose = _apply_grads(state.pose, grads_p, optimizer(spec, spec.lr), stats_p)
     traj = _apply_grads(state.traj, grads_t, optimizer(spec, spec.lr), stats_t)
 
@@ -313,7 +309,7 @@ def update(state: EstimatorState, batch: dict, axis_name: str | None = None):
         traj_error=jnp.mean(jnp.linalg.norm(root - root_target, axis=-1)) * 1000.0,
         grad_norm_pose=optax.global_norm(grads_p), grad_norm_traj=optax.global_norm(grads_t),
         lr=lr_schedule(spec, spec.lr)(state.step).astype(jnp.float32))
-    metrics = _pmean(metrics, axis_name)
+    metrics = pmean_tree(metrics, axis_name)
     finite = (finite & jnp.isfinite(metrics["loss_pose"]) & jnp.isfinite(metrics["loss_traj"])
               & jnp.isfinite(metrics["grad_norm_pose"]) & jnp.isfinite(metrics["grad_norm_traj"]))
     if axis_name is not None:
