@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ptjax.parallel import pmean_tree
+
 # PyTorch's default convolution initialisation (kaiming_uniform with a = sqrt(5)): U(+-1/sqrt(fan_in)).
 _torch_like_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
@@ -66,6 +68,17 @@ def _matmul(x: jax.Array, w: jax.Array, dtype) -> jax.Array:
     return y.reshape(*x.shape[:-1], w.shape[-1])
 
 
+def shifted_columns(x: jax.Array, width: int, dilation: int = 1) -> jax.Array:
+    """(..., T, C) -> (..., T - (width - 1) * dilation, width * C): frames t, t + d, ... side by side, so a valid
+    width-`width` convolution dilated by `dilation` is one product with its kernel reshaped to (width * C, C_out)
+    (several times faster than XLA:CPU's convolution op, and its gradient)."""
+    t_out = x.shape[-2] - (width - 1) * dilation
+    if t_out < 1:
+        raise ValueError(f"a width-{width} convolution dilated by {dilation} needs more than "
+                         f"{(width - 1) * dilation} frames, got {x.shape[-2]}")
+    return jnp.concatenate([x[..., k * dilation:k * dilation + t_out, :] for k in range(width)], axis=-1)
+
+
 def dropout_keep_mask(rng: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
     """Bernoulli(1 - rate) keep mask from 8-bit draws, four per 32-bit random word (16-bit, two per word, when rate
     is not a multiple of 1/256; the rate is then rounded to a multiple of 1/65536). Threefry costs per word, so this
@@ -78,10 +91,6 @@ def dropout_keep_mask(rng: jax.Array, shape: tuple[int, ...], rate: float) -> ja
     shifts = jnp.arange(per_word, dtype=jnp.uint32) * bits_per_draw
     draws = (words[:, None] >> shifts) & ((1 << bits_per_draw) - 1)
     return (draws.reshape(-1)[:size] >= round(rate * (1 << bits_per_draw))).reshape(shape)
-
-
-def _pmean(x, axis_name):
-    return x if axis_name is None else jax.lax.pmean(x, axis_name)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
@@ -119,7 +128,7 @@ def _bn_relu_dropout_bwd(rate, epsilon, axis_name, residuals, cotangents):
     # Statistics over the global batch: the means of g and g * x_hat are averaged over the devices, as autodiff
     # through pmean'd moments gives (pmap semantics: the gradient of the sum of the devices' losses).
     n = x.shape[0]
-    mean_g, mean_g_xhat = _pmean(jnp.stack([d_bias, d_scale]) / n, axis_name)
+    mean_g, mean_g_xhat = pmean_tree(jnp.stack([d_bias, d_scale]) / n, axis_name)
     dx = (scale * inv_std) * (g - mean_g - x_hat * mean_g_xhat)
     return dx, d_scale, d_bias, None
 
@@ -176,14 +185,9 @@ class TemporalConv(nn.Module):
                            kernel.reshape(self.width * c_in, self.features), self.dtype)
         if self.width == 1:
             return _matmul(x, kernel[0], self.dtype)
-        # The dilated convolution as shifted slices side by side and one product (the layout of the strided form's
-        # reshape): several times faster than XLA:CPU's convolution op.
-        t_out = x.shape[1] - (self.width - 1) * dilation
-        if t_out < 1:
-            raise ValueError(f"a width-{self.width} convolution dilated by {dilation} needs more than "
-                             f"{(self.width - 1) * dilation} frames, got {x.shape[1]}")
-        columns = jnp.concatenate([x[:, k * dilation:k * dilation + t_out] for k in range(self.width)], axis=-1)
-        return _matmul(columns, kernel.reshape(self.width * c_in, self.features), self.dtype)
+        # Columns in the layout of the strided form's reshape, so both forms read the kernel the same way.
+        return _matmul(shifted_columns(x, self.width, dilation), kernel.reshape(self.width * c_in, self.features),
+                       self.dtype)
 
 
 class TemporalModel(nn.Module):
