@@ -94,6 +94,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.hallucinator_batch = 32
     c.num_hallucinated = 0           # 0 = as many as there are takes (I's library keeps one shape)
     c.refine_iterations = 5          # PPO updates on the hallucinated references before rolling them out
+    c.refine_keep = "pieces"         # what of I's rollouts of the samples E trains on: "pieces" (every stretch
+                                     # between fail-safe resets that holds one E window, longest first) or "takes"
+                                     # (the original: whole samples imitated without a reset)
     c.steps_per_call = 25            # updates per host call (scanned inside the jitted step)
     c.log_every = 25
     c.gif = True
@@ -117,6 +120,7 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
               "steps_per_call", "log_every"):
         need(isinstance(c[k], int) and c[k] >= 1, f"{k} must be a positive integer, got {c[k]!r}")
     need(c.refine_iterations >= 0 and c.num_hallucinated >= 0, "refine_iterations/num_hallucinated must be >= 0")
+    need(c.refine_keep in ("pieces", "takes"), f"refine_keep must be 'pieces' or 'takes', got {c.refine_keep!r}")
     for k in ("estimator_batch", "hallucinator_batch"):
         need(c[k] >= num_devices and c[k] % num_devices == 0,
              f"{k} ({c[k]}) must be a positive multiple of the device count ({num_devices})")
@@ -166,6 +170,16 @@ def _fill_buffer(buffer: MotionBuffer, motions: Sequence[np.ndarray], offset: in
         joints[offset + i, len(seq):] = seq[-1]
         lengths[offset + i] = len(seq) if (keep is None or keep[i]) else 0
     return buffer.replace(joints=jnp.asarray(joints), lengths=jnp.asarray(lengths))
+
+
+def cut_at_resets(seqs: Sequence[np.ndarray], reset_flags: Sequence[np.ndarray], shortest: int) -> list[np.ndarray]:
+    """The stretches of fail-safe rollouts between resets (a reset teleports the body: no motion to learn from
+    across it) that hold at least `shortest` frames, longest first."""
+    pieces = []
+    for seq, flags in zip(seqs, reset_flags):
+        cuts = [0] + [int(t) for t in np.flatnonzero(flags)] + [len(seq)]
+        pieces += [seq[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= shortest]
+    return sorted(pieces, key=len, reverse=True)
 
 
 # --- round 0: random smooth root trajectories -----------------------------------------------------------------------
@@ -451,12 +465,7 @@ class CoEvolution:
         """Cut the rollouts at their fail-safe resets (a reset teleports the body: no motion to learn from) and keep
         the longest pieces that hold at least one hallucinator training window."""
         from ptjax.hallucinator.train import min_frames
-        shortest = min_frames(self.config.hallucinator)
-        pieces = []
-        for seq, flags in zip(seqs, reset_flags):
-            cuts = [0] + [int(t) for t in np.flatnonzero(flags)] + [len(seq)]
-            pieces += [seq[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= shortest]
-        pieces.sort(key=len, reverse=True)
+        pieces = cut_at_resets(seqs, reset_flags, min_frames(self.config.hallucinator))
         capacity = state.segments.num_takes
         buffer = _fill_buffer(_empty_buffer(capacity, self.max_frames, self.fps), pieces[:capacity])
         info = {"segments": min(len(pieces), capacity),
@@ -488,7 +497,8 @@ class CoEvolution:
         return state.replace(generated=generated), info
 
     def refine(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
-        """I imitates the hallucinated motion; samples imitated without a reset join E's training motion."""
+        """I imitates the hallucinated motion; what it imitates without a fail-safe reset joins E's training motion
+        (config `refine_keep`: the reset-free pieces, or only whole samples without a reset as the original)."""
         lengths = np.asarray(state.generated.lengths)
         joints = np.asarray(state.generated.joints)
         motions = [Motion(f"hallucinated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
@@ -499,10 +509,18 @@ class CoEvolution:
         if self.config.refine_iterations:
             state, _ = self.learn(state, "imitator", int(self.config.refine_iterations), log, progress)
         seqs, summary, flags = self.rollout(state, len(motions))
-        keep = np.array([not f.any() for f in flags])
-        imitated = _fill_buffer(state.imitated, seqs, offset=len(self.takes), keep=keep)
-        info = {"kept": int(keep.sum()), "sampled": len(motions), **{f"imitator_{k}": v for k, v in summary.items()}}
-        return state.replace(imitated=imitated, references=takes_library), info
+        if self.config.refine_keep == "takes":
+            kept = [seq for seq, f in zip(seqs, flags) if not f.any()]
+        else:
+            kept = cut_at_resets(seqs, flags, int(state.estimator.spec.receptive_field))[:self.num_hallucinated]
+        n = len(self.takes)
+        imitated = np.asarray(state.imitated.lengths).copy()
+        imitated[n:] = 0  # the last round's refined motion is replaced, not added to
+        imitated = _fill_buffer(state.imitated.replace(lengths=jnp.asarray(imitated)), kept, offset=n)
+        info = {"kept": len(kept), "kept_frames": int(sum(len(k) for k in kept)), "sampled": len(motions),
+                "clean_samples": int(sum(not f.any() for f in flags)),
+                **{f"imitator_{k}": v for k, v in summary.items()}}
+        return state.replace(imitated=self._replicate(imitated), references=takes_library), info
 
     def estimate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
         from ptjax import estimator as est
@@ -742,6 +760,12 @@ def _log_round(writer, record: dict) -> None:
         writer.add_scalar(f"round/seconds/{k}", v, r)
 
 
+def _kept(refine: dict) -> str:
+    """'kept/sampled', with the kept frames where the pieces of the rollouts are kept."""
+    text = f"{refine.get('kept', 0)}/{refine.get('sampled', 0)}"
+    return text + (f" ({refine['kept_frames']} fr)" if "kept_frames" in refine else "")
+
+
 def format_round(record: dict) -> str:
     e, i = record.get("estimator", {}), record.get("imitator", {})
     h = record.get("hallucinator")
@@ -752,7 +776,7 @@ def format_round(record: dict) -> str:
         parts.append(f"hallucinator skipped ({h['skipped']})")
     elif h:
         parts.append(f"hallucinated bone dev {h.get('bone_length_dev_max_m', float('nan')) * 100:.2f} cm, "
-                     f"kept {record.get('refine', {}).get('kept', 0)}/{record.get('refine', {}).get('sampled', 0)}")
+                     f"kept {_kept(record.get('refine') or {})}")
     parts.append(f"{record.get('round_seconds', 0):.0f} s")
     return "; ".join(parts)
 
@@ -766,7 +790,7 @@ def format_table(history: Sequence[dict]) -> str:
         ref = rec.get("refine") or {}
         hb = f"{h['bone_length_dev_max_m'] * 100:.2f}" if h and "bone_length_dev_max_m" in h else "-"
         skate = f"{h['skating_mps']:.2f}" if h and "skating_mps" in h else "-"
-        kept = f"{ref.get('kept', 0)}/{ref.get('sampled', 0)}" if ref else "-"
+        kept = _kept(ref) if ref else "-"
         times = (f"{s.get('estimate', 0):.0f} / {s.get('imitate', 0) + s.get('rollout', 0):.0f} / "
                  f"{s.get('hallucinate', 0) + s.get('refine', 0):.0f}")
         rows.append(f"| {rec['round']} | {e.get('mpjpe_mm', float('nan')):.1f} | {e.get('p_mpjpe_mm', float('nan')):.1f} "

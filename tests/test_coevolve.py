@@ -124,6 +124,23 @@ def test_bad_configs_are_refused():
         coevolve.CoEvolution.create(c)
     with pytest.raises(ValueError, match="num_rounds"):
         coevolve.CoEvolution.create(smoke_config(num_rounds=-1))
+    with pytest.raises(ValueError, match="refine_keep"):
+        coevolve.CoEvolution.create(smoke_config(refine_keep="all"))
+
+
+def test_rollouts_are_cut_at_fail_safe_resets():
+    """E and H never see a window across a reset (the body is teleported there): a take with resets at frames 10
+    and 40 of 100 gives the stretches 10-40 and 40-100; the first 10 frames are too short to keep."""
+    seq = np.arange(100, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
+    flags = np.zeros(100, bool)
+    flags[[10, 40]] = True
+    clean = np.arange(30, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
+    pieces = coevolve.cut_at_resets([seq, clean], [flags, np.zeros(30, bool)], shortest=27)
+    assert [len(p) for p in pieces] == [60, 30, 30]          # longest first
+    assert pieces[0][0, 0, 0] == 40 and pieces[0][-1, 0, 0] == 99
+    assert {float(p[0, 0, 0]) for p in pieces[1:]} == {0.0, 10.0}
+    for p in pieces:  # no jump inside a piece
+        assert np.all(np.diff(p[:, 0, 0]) == 1)
 
 
 def test_cold_start_trajectories_are_smooth_walks():
