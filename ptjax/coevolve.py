@@ -81,6 +81,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.estimator = est.default_config()
     c.estimator_steps = 2000         # E updates per round
     c.estimator_batch = 256
+    c.replay_rounds = 1              # E also trains on the imitated motion (takes + refined pieces) of this many
+                                     # earlier rounds; round 0's cold-start walks are never replayed (the original:
+                                     # 0, only the current round's)
     c.estimator_from_scratch = True  # the original re-trains E from scratch every round; False: E starts from
                                      # the last round's networks with a fresh optimiser and schedule
     c.imitator = i_default()
@@ -120,6 +123,8 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
               "steps_per_call", "log_every"):
         need(isinstance(c[k], int) and c[k] >= 1, f"{k} must be a positive integer, got {c[k]!r}")
     need(c.refine_iterations >= 0 and c.num_hallucinated >= 0, "refine_iterations/num_hallucinated must be >= 0")
+    need(isinstance(c.replay_rounds, int) and c.replay_rounds >= 0,
+         f"replay_rounds must be an integer >= 0, got {c.replay_rounds!r}")
     need(c.refine_keep in ("pieces", "takes"), f"refine_keep must be 'pieces' or 'takes', got {c.refine_keep!r}")
     for k in ("estimator_batch", "hallucinator_batch"):
         need(c[k] >= num_devices and c[k] % num_devices == 0,
@@ -143,7 +148,8 @@ class CoEvolutionState:
     imitator: Any                  # ptjax.imitator.ppo.PPOState, stacked over devices (leading axis)
     hallucinator: Any              # ptjax.hallucinator.HallucinatorState (replicated)
     references: Any                # ptjax.imitator.env.ReferenceLibrary that I tracks now
-    imitated: MotionBuffer         # E's training motion: rollouts of the takes, then refined samples
+    imitated: MotionBuffer         # E's training motion: blocks of (rollouts of the takes, refined samples), this
+                                   # round's first, then those of `replay_rounds` earlier rounds (zero lengths)
     segments: MotionBuffer         # H's training motion: the rollouts cut at fail-safe resets (no teleports)
     generated: MotionBuffer        # H's latest samples (lengths 0 before the first)
     real2d: MotionBuffer           # the 2D takes, D_cam's unpaired real 2D
@@ -280,6 +286,11 @@ class CoEvolution:
     def fps(self) -> float:
         return float(self.config.data.fps)
 
+    @property
+    def imitated_block(self) -> int:
+        """Slots of one round's motion in the `imitated` buffer: the takes, then the refined samples."""
+        return len(self.takes) + self.num_hallucinated
+
     def _place(self, state: CoEvolutionState) -> CoEvolutionState:
         """Put the stacked imitator state on its shards and everything else replicated over the mesh."""
         rep = NamedSharding(self.mesh, P())
@@ -321,7 +332,8 @@ class CoEvolution:
             imitator=self.imitator.init(k_i, library),
             hallucinator=self.init_hallucinator(k_h),
             references=library,
-            imitated=_empty_buffer(n_takes + self.num_hallucinated, self.max_frames, self.fps),
+            imitated=_empty_buffer(self.imitated_block * (1 + int(self.config.replay_rounds)), self.max_frames,
+                                   self.fps),
             segments=_empty_buffer(2 * n_takes, self.max_frames, self.fps),
             generated=_empty_buffer(len(self.takes), self.max_frames, self.fps),
             real2d=pack_keypoints([t.keypoints2d for t in self.takes], self.fps),
@@ -457,6 +469,19 @@ class CoEvolution:
         return ([joints[i, :lengths[i]] for i in range(count)], summary,
                 [mask[i, :lengths[i]] for i in range(count)])
 
+    def new_round_motion(self, previous: MotionBuffer, seqs: Sequence[np.ndarray], round_index: int
+                         ) -> MotionBuffer:
+        """E's motion buffer for a round: this round's rollouts of the takes in the first block, the earlier rounds'
+        blocks moved one block on (the oldest dropped); round 0's cold-start walks are never replayed."""
+        block = self.imitated_block
+        buffer = _fill_buffer(_empty_buffer(previous.num_takes, self.max_frames, self.fps), seqs)
+        if round_index < 2 or previous.num_takes == block:
+            return buffer
+        joints, lengths = np.array(buffer.joints), np.array(buffer.lengths)
+        joints[block:] = np.asarray(previous.joints)[:-block]
+        lengths[block:] = np.asarray(previous.lengths)[:-block]
+        return buffer.replace(joints=jnp.asarray(joints), lengths=jnp.asarray(lengths))
+
     def segment_motions(self, state: CoEvolutionState) -> list[Motion]:
         joints, lengths = np.asarray(state.segments.joints), np.asarray(state.segments.lengths)
         return [Motion(f"imitated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
@@ -515,7 +540,7 @@ class CoEvolution:
             kept = cut_at_resets(seqs, flags, int(state.estimator.spec.receptive_field))[:self.num_hallucinated]
         n = len(self.takes)
         imitated = np.asarray(state.imitated.lengths).copy()
-        imitated[n:] = 0  # the last round's refined motion is replaced, not added to
+        imitated[n:self.imitated_block] = 0  # this round's refined slots only: later blocks are replayed rounds
         imitated = _fill_buffer(state.imitated.replace(lengths=jnp.asarray(imitated)), kept, offset=n)
         info = {"kept": len(kept), "kept_frames": int(sum(len(k) for k in kept)), "sampled": len(motions),
                 "clean_samples": int(sum(not f.any() for f in flags)),
@@ -714,8 +739,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                                                                            "episode_return") if k in last}
                 elif name == "rollout":
                     seqs, summary, flags = co.rollout(state, len(co.takes))
-                    imitated = _fill_buffer(_empty_buffer(state.imitated.num_takes, co.max_frames, co.fps), seqs)
-                    state = state.replace(imitated=co._replicate(imitated))
+                    state = state.replace(imitated=co._replicate(co.new_round_motion(state.imitated, seqs, r)))
                     state, segments = co.fill_segments(state, seqs, flags)
                     current["imitator"] = {**summary, **segments}
                 elif name == "hallucinate":

@@ -128,6 +128,34 @@ def test_bad_configs_are_refused():
         coevolve.CoEvolution.create(smoke_config(refine_keep="all"))
 
 
+def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():
+    co = coevolve.CoEvolution.create(smoke_config(replay_rounds=2))
+    n, block = len(co.takes), co.imitated_block
+    state_buffer = coevolve._empty_buffer(3 * block, co.max_frames, co.fps)
+
+    def motion(value, frames=20):
+        return np.full((frames, 17, 3), value, np.float32)
+
+    def blocks(buffer):
+        """Per block: the value of each filled slot (None where empty)."""
+        joints, lengths = np.asarray(buffer.joints), np.asarray(buffer.lengths)
+        return [[float(joints[b * block + i, 0, 0, 0]) if lengths[b * block + i] else None for i in range(block)]
+                for b in range(3)]
+
+    buffer = co.new_round_motion(state_buffer, [motion(0.0)] * n, 0)
+    for r in (1, 2, 3, 4):
+        buffer = co.new_round_motion(buffer, [motion(float(r))] * n, r)
+        buffer = coevolve._fill_buffer(buffer, [motion(r + 0.5, 30)], offset=n)   # the round's refined piece
+        got = blocks(buffer)
+        for b, round_of_block in enumerate((r, r - 1, r - 2)):
+            if round_of_block >= 1:  # round 0's walks never come back; the oldest round drops out
+                assert got[b] == [float(round_of_block)] * n + [round_of_block + 0.5] + [None] * (block - n - 1)
+            else:
+                assert got[b] == [None] * block
+    with pytest.raises(ValueError, match="replay_rounds"):
+        coevolve.CoEvolution.create(smoke_config(replay_rounds=-1))
+
+
 def test_rollouts_are_cut_at_fail_safe_resets():
     """E and H never see a window across a reset (the body is teleported there): a take with resets at frames 10
     and 40 of 100 gives the stretches 10-40 and 40-100; the first 10 frames are too short to keep."""
