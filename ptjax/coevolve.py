@@ -18,9 +18,11 @@ A round (Python, outside jit; `run`) follows the original (reference/posetriplet
   physically plausible motion;
 * from round `hallucinate_from` on: **hallucinate** -- H is trained on the imitated motion and samples new long
   sequences toward random targets; **refine** -- I (optionally after a few more PPO updates on them) imitates the
-  samples; those imitated without a fail-safe reset join E's training motion;
-* **estimate** -- E (re)trains on 2D-3D pairs made on device from that motion through random and adversarial cameras
-  (D_cam sees the takes' real 2D); **evaluate** -- held-out clips (never used in training) are scored.
+  samples; what it imitates without a fail-safe reset joins E's training motion (`refine_keep`: the stretches
+  between resets, or, as the original, only whole samples without one);
+* **estimate** -- E (re)trains on 2D-3D pairs made on device from that motion, and from the previous
+  `replay_rounds` rounds' (never round 0's walks), through random and adversarial cameras (D_cam sees the takes'
+  real 2D); **evaluate** -- held-out clips (never used in training) are scored.
 
 A checkpoint (orbax, the whole state, plus a JSON sidecar with the round history) is written at every phase
 boundary; `run(..., resume=True)` continues from the last one and, because every random draw comes from the state's
@@ -164,17 +166,15 @@ def _empty_buffer(num: int, frames: int, fps: float) -> MotionBuffer:
                         fps=fps)
 
 
-def _fill_buffer(buffer: MotionBuffer, motions: Sequence[np.ndarray], offset: int = 0,
-                 keep: Sequence[bool] | None = None) -> MotionBuffer:
-    """Write (T_i, 17, 3) sequences into slots offset.. (cut to the buffer's length, padded with the last frame);
-    slots of sequences not kept get length 0 (never sampled)."""
+def _fill_buffer(buffer: MotionBuffer, motions: Sequence[np.ndarray], offset: int = 0) -> MotionBuffer:
+    """Write (T_i, 17, 3) sequences into slots offset.. (cut to the buffer's length, padded with the last frame)."""
     joints, lengths = np.array(buffer.joints), np.array(buffer.lengths)
     t_max = joints.shape[1]
     for i, seq in enumerate(motions):
         seq = np.asarray(seq, np.float32)[:t_max]
         joints[offset + i, :len(seq)] = seq
         joints[offset + i, len(seq):] = seq[-1]
-        lengths[offset + i] = len(seq) if (keep is None or keep[i]) else 0
+        lengths[offset + i] = len(seq)
     return buffer.replace(joints=jnp.asarray(joints), lengths=jnp.asarray(lengths))
 
 
