@@ -157,8 +157,9 @@ def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():
 
 
 def test_rollouts_are_cut_at_fail_safe_resets():
-    """E and H never see a window across a reset (the body is teleported there): a take with resets at frames 10
-    and 40 of 100 gives the stretches 10-40 and 40-100; the first 10 frames are too short to keep."""
+    """H's training motion and the refined samples E keeps hold no window across a reset (the body is teleported
+    there): a take with resets at frames 10 and 40 of 100 gives the stretches 10-40 and 40-100; the first 10 frames
+    are too short to keep."""
     seq = np.arange(100, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
     flags = np.zeros(100, bool)
     flags[[10, 40]] = True
