@@ -545,7 +545,7 @@ class CoEvolution:
         info = {"kept": len(kept), "kept_frames": int(sum(len(k) for k in kept)), "sampled": len(motions),
                 "clean_samples": int(sum(not f.any() for f in flags)),
                 **{f"imitator_{k}": v for k, v in summary.items()}}
-        return state.replace(imitated=self._replicate(imitated), references=takes_library), info
+        return state.replace(imitated=imitated, references=takes_library), info
 
     def estimate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
         from ptjax import estimator as est

@@ -167,8 +167,8 @@ class PPO:
             truncation=truncation, termination=termination, rewards=data["reward"] * c.reward_scaling,
             values=values, bootstrap_value=bootstrap, lambda_=c.gae_lambda, discount=c.discounting)
         # Advantage normalisation over the global minibatch (all devices).
-        mean = _pmean(jnp.mean(advantages), axis_name)
-        var = _pmean(jnp.mean((advantages - mean) ** 2), axis_name)
+        mean = pmean_tree(jnp.mean(advantages), axis_name)
+        var = pmean_tree(jnp.mean((advantages - mean) ** 2), axis_name)
         advantages = (advantages - mean) / (jnp.sqrt(var) + 1e-8)
         log_prob = self.distribution.log_prob(logits, data["raw_action"])
         ratio = jnp.exp(log_prob - data["log_prob"])
@@ -229,26 +229,22 @@ class PPO:
         if c.normalize_observations:
             normalizer = running_statistics.update(normalizer, data["obs"], pmap_axis_name=axis_name)
         episodes = _psum(jnp.sum(data["done"]), axis_name)
-        metrics = {k: _pmean(jnp.mean(v), axis_name) for k, v in loss_metrics.items()}
+        means = {k: jnp.mean(v) for k, v in loss_metrics.items()}
+        means.update(reward=jnp.mean(data["reward"]), joint_error=jnp.mean(data["joint_error"]),
+                     action_std=jnp.mean(jnp.exp(params.policy["params"]["std_logparam"]["log_value"])))
+        metrics = pmean_tree(means, axis_name)  # one all-reduce for every averaged metric
         metrics.update(
-            reward=_pmean(jnp.mean(data["reward"]), axis_name),
-            joint_error=_pmean(jnp.mean(data["joint_error"]), axis_name),
             episodes=episodes,
             episode_return=_psum(jnp.sum(data["done_return"]), axis_name) / jnp.maximum(episodes, 1.0),
             episode_length=_psum(jnp.sum(data["done_length"]), axis_name) / jnp.maximum(episodes, 1.0),
             fall_rate=_psum(jnp.sum(data["fell"]), axis_name) / jnp.maximum(episodes, 1.0),
             nan_resets=_psum(jnp.sum(data["nan_reset"]), axis_name),
             nonfinite_update=1.0 - finite.astype(jnp.float32),
-            action_std=_pmean(jnp.mean(jnp.exp(params.policy["params"]["std_logparam"]["log_value"])), axis_name),
         )
         env_steps = state.env_steps + _psum(jnp.asarray(data["reward"].size, jnp.float32), axis_name)
         new_state = state.replace(params=params, opt_state=opt_state, normalizer=normalizer, env_state=env_state,
                                   rng=rng, env_steps=env_steps, iteration=state.iteration + 1)
         return new_state, metrics
-
-
-def _pmean(x, axis_name):
-    return x if axis_name is None else jax.lax.pmean(x, axis_name)
 
 
 def _psum(x, axis_name):
