@@ -93,6 +93,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.imitator_iterations = 40       # PPO updates per round
     c.imitator_iterations_round0 = 40
     c.imitator_from_scratch = False  # I keeps its policy across rounds (starts from the previous round's)
+    c.imitator_reinit_after_cold_start = True  # ... except round 1's: the cold start's policy walks a rest pose
+                                     # along paths, another task; from it, I tracked the lifted takes worse
+    c.imitator.policy_init_scale = 0.01  # start from the plain PD tracker (docs/imitator.md)
+    c.imitator.env.failsafe_pose = "reference"  # fail-safe resets restore the reference's state (docs/imitator.md)
     c.hallucinator = h_default()
     c.hallucinate_from = 1           # first round with H (the original: round 3)
     c.hallucinator_steps = 500
@@ -463,9 +467,14 @@ class CoEvolution:
         summary = result.summary()
         takes = list(summary.pop("takes").values())[:count]
         frames = np.array([t["frames"] for t in takes], float)
+        valid = np.arange(mask.shape[1])[None, :] < lengths[:count, None]
+        fell = np.asarray(result.fell_mask)[:count] & mask[:count]
         summary = {"success_rate": float(np.mean([t["success"] for t in takes])), "resets": int(resets.sum()),
+                   "resets_fell": int(fell.sum()), "resets_drift": int(resets.sum() - fell.sum()),
                    "mpjpe_mm": float(np.average([t["mpjpe_mm"] for t in takes], weights=frames)),
-                   "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in takes], weights=frames))}
+                   "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in takes], weights=frames)),
+                   "residual_force_n": float(np.asarray(result.residual_force)[:count][valid].mean()),
+                   "residual_torque_nm": float(np.asarray(result.residual_torque)[:count][valid].mean())}
         return ([joints[i, :lengths[i]] for i in range(count)], summary,
                 [mask[i, :lengths[i]] for i in range(count)])
 
@@ -730,7 +739,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                 if name == "lift":
                     state, current["lift"] = co.lift(state)
                 elif name == "imitate":
-                    if r > 0 and config.imitator_from_scratch:
+                    fresh = config.imitator_from_scratch or (r == 1 and config.imitator_reinit_after_cold_start)
+                    if r > 0 and fresh:
                         rng, k = jax.random.split(state.rng)
                         state = co._place(state.replace(rng=rng, imitator=co.imitator.init(k, state.references)))
                     n = config.imitator_iterations_round0 if r == 0 else config.imitator_iterations
@@ -795,7 +805,8 @@ def format_round(record: dict) -> str:
     h = record.get("hallucinator")
     parts = [f"round {record['round']}: held-out MPJPE {e.get('mpjpe_mm', float('nan')):.1f} mm, "
              f"P-MPJPE {e.get('p_mpjpe_mm', float('nan')):.1f} mm",
-             f"imitator success {i.get('success_rate', float('nan')):.2f}, MPJPE {i.get('mpjpe_mm', float('nan')):.1f} mm"]
+             f"imitator success {i.get('success_rate', float('nan')):.2f}, MPJPE {i.get('mpjpe_mm', float('nan')):.1f} mm, "
+             f"{i.get('resets', 0)} resets, residual force {i.get('residual_force_n', float('nan')):.0f} N"]
     if h and "skipped" in h:
         parts.append(f"hallucinator skipped ({h['skipped']})")
     elif h:
@@ -807,8 +818,9 @@ def format_round(record: dict) -> str:
 
 def format_table(history: Sequence[dict]) -> str:
     """The README's per-round table (markdown)."""
-    rows = ["| round | held-out MPJPE (mm) | held-out P-MPJPE (mm) | I success | I MPJPE (mm) | H bone dev (cm) | "
-            "H skating (m/s) | H kept | E / I / H seconds | round seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| round | held-out MPJPE (mm) | held-out P-MPJPE (mm) | I success | I MPJPE (mm) | I resets | "
+            "I residual force (N / N m) | H bone dev (cm) | H skating (m/s) | H kept | E / I / H seconds | round seconds |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for rec in history:
         e, i, h, s = rec.get("estimator", {}), rec.get("imitator", {}), rec.get("hallucinator"), rec["phase_seconds"]
         ref = rec.get("refine") or {}
@@ -818,6 +830,8 @@ def format_table(history: Sequence[dict]) -> str:
         times = (f"{s.get('estimate', 0):.0f} / {s.get('imitate', 0) + s.get('rollout', 0):.0f} / "
                  f"{s.get('hallucinate', 0) + s.get('refine', 0):.0f}")
         rows.append(f"| {rec['round']} | {e.get('mpjpe_mm', float('nan')):.1f} | {e.get('p_mpjpe_mm', float('nan')):.1f} "
-                    f"| {i.get('success_rate', float('nan')):.2f} | {i.get('mpjpe_mm', float('nan')):.1f} | {hb} | {skate} | {kept} "
+                    f"| {i.get('success_rate', float('nan')):.2f} | {i.get('mpjpe_mm', float('nan')):.1f} "
+                    f"| {i.get('resets', '-')} | {i.get('residual_force_n', float('nan')):.0f} / "
+                    f"{i.get('residual_torque_nm', float('nan')):.0f} | {hb} | {skate} | {kept} "
                     f"| {times} | {rec.get('round_seconds', 0):.0f} |")
     return "\n".join(rows)

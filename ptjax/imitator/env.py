@@ -33,7 +33,8 @@ from brax.envs.base import State  # noqa: E402
 
 from ptjax import skeleton
 from ptjax.imitator.humanoid import BODIES, Humanoid
-from ptjax.imitator.retarget import ReferenceMotion, body_transforms, kinematic_tree, mat_to_quat, quat_to_mat
+from ptjax.imitator.retarget import (ReferenceMotion, body_transforms, kinematic_tree, mat_to_quat, quat_to_mat,
+                                     so3_log)
 
 J = skeleton.JOINT_INDEX
 REWARD_TERMS = ("pose", "velocity", "end_effector", "root_height", "root_orientation", "root_velocity",
@@ -73,6 +74,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.action_scale = 0.5             # radians of PD target offset per unit action
     c.residual_force = True          # 6-D root wrench (RFC)
     c.residual_force_scale = 100.0   # N and N m per unit action (PoseTriplet: 100)
+    # Root servo: a spring-damper wrench toward the reference root added to the residual force (0 = off).
+    c.root_servo_kp = 0.0            # N/m
+    c.root_servo_kd = 0.0            # N s/m
+    c.root_servo_kr = 0.0            # N m/rad
+    c.root_servo_kw = 0.0            # N m s/rad
+    c.gravity_compensation = False   # feed-forward hinge torques against gravity (joint torques, not external)
     c.episode_length = 200           # control steps (PoseTriplet: 200)
     c.init = "reference"             # "reference" (reference state init) | "standing" (PoseTriplet's fixed start)
     c.termination_distance = 0.5     # m: mean joint distance to the reference that ends an episode (PHC)
@@ -82,6 +89,10 @@ def default_config() -> ml_collections.ConfigDict:
     # xy and heading ("reference"), or at its own ("current": PoseTriplet's naivefs, whose failure test is the fall
     # alone; with the distance test above, a body that has drifted 0.5 m is reset again every frame).
     c.failsafe_align = "reference"
+    # What a fail-safe reset restores: the rest pose standing there ("rest", PoseTriplet's naivefs), or the
+    # reference's own state at that frame ("reference": where training episodes start, so the policy goes on in
+    # states it has learnt from; from the rest pose mid-take it often fails again within a few frames).
+    c.failsafe_pose = "rest"
     c.min_start_margin = 10          # frames: episodes start at least this far before a take's end
     c.reward_preset = "posetriplet"
     c.reward_weights = ml_collections.ConfigDict(dict(REWARD_PRESETS["posetriplet"]))
@@ -190,6 +201,7 @@ class TrackingEnv:
         self.hinge_dof = jnp.asarray(humanoid.hinge_dof_adr)
         self.hinge_low = jnp.asarray(humanoid.hinge_range[:, 0], jnp.float32)
         self.hinge_high = jnp.asarray(humanoid.hinge_range[:, 1], jnp.float32)
+        self.torque_limit = jnp.asarray(humanoid.model.actuator_forcerange[:, 1], jnp.float32)
         self.ee_joints = np.array(skeleton.END_EFFECTORS)
         self._action_size = self.nu + (6 if self.config.residual_force else 0)
         # Template data: every reset starts from it (arrays of the right shapes and solver buffers).
@@ -214,6 +226,12 @@ class TrackingEnv:
             raise ValueError("termination_distance and head_drop must be positive")
         if self.failsafe_align not in ("reference", "current"):
             raise ValueError(f"failsafe_align must be 'reference' or 'current', got {self.failsafe_align!r}")
+        if self.failsafe_pose not in ("rest", "reference"):
+            raise ValueError(f"failsafe_pose must be 'rest' or 'reference', got {self.failsafe_pose!r}")
+
+    @property
+    def failsafe_pose(self) -> str:
+        return self.config.get("failsafe_pose", "rest")
 
     @property
     def failsafe_align(self) -> str:
@@ -346,24 +364,57 @@ class TrackingEnv:
         metrics["joint_error"] = zero
         return State(pipeline_state=data, obs=obs, reward=zero, done=zero, metrics=metrics, info=info)
 
-    def physics_step(self, state: State, action: jax.Array, refs: ReferenceLibrary) -> mjx.Data:
-        """Apply an action for one control step (the substeps of physics)."""
+    def residual_wrench(self, action: jax.Array) -> jax.Array:
+        """(..., A) actions -> (..., 6) residual root force (N, heading frame) and torque (N m); zeros without RFC."""
+        if not self.config.residual_force:
+            return jnp.zeros(action.shape[:-1] + (6,), action.dtype)
+        return self.config.residual_force_scale * action[..., self.nu:self.nu + 6]
+
+    def physics_step(self, state: State, action: jax.Array, refs: ReferenceLibrary) -> tuple[mjx.Data, jax.Array]:
+        """Apply an action for one control step (the substeps of physics). Returns the new data and the root wrench
+        applied on average over the substeps (6: force in the world frame, N; torque in the root's frame, N m):
+        the policy's residual force plus the root servo's, when it is on."""
+        c = self.config
         data = state.pipeline_state
         take, frame = state.info["take"], state.info["frame"]
-        r_next, *_ = self._ref_frame(refs, take, frame + 1)
-        target = jnp.clip(r_next[self.hinge_adr] + self.config.action_scale * action[:self.nu],
+        r_next, r_next_vel, *_ = self._ref_frame(refs, take, frame + 1)
+        target = jnp.clip(r_next[self.hinge_adr] + c.action_scale * action[:self.nu],
                           self.hinge_low, self.hinge_high)
-        qfrc = jnp.zeros_like(data.qvel)
-        if self.config.residual_force:
-            wrench = self.config.residual_force_scale * action[self.nu:self.nu + 6]
-            heading = heading_rotation(quat_to_mat(data.qpos[3:7]))
-            qfrc = qfrc.at[0:3].set(heading @ wrench[0:3]).at[3:6].set(wrench[3:6])
-        data = data.replace(ctrl=target, qfrc_applied=qfrc)
-        return jax.lax.fori_loop(0, self.humanoid.sim.substeps, lambda _, d: mjx.step(self.mjx_model, d), data)
+        policy = self.residual_wrench(action)
+        heading = heading_rotation(quat_to_mat(data.qpos[3:7]))  # the policy's force is in its heading frame
+        policy = jnp.concatenate([heading @ policy[0:3], policy[3:6]])
+        servo_on = c.root_servo_kp > 0 or c.root_servo_kr > 0
+
+        def substep(_, carry):
+            d, total = carry
+            wrench = policy
+            if servo_on:
+                wrench = wrench + self._root_servo(d, r_next, r_next_vel)
+            qfrc = jnp.zeros_like(d.qvel).at[0:6].set(wrench)
+            if c.gravity_compensation:
+                # Feed-forward joint torques against gravity and Coriolis forces (MuJoCo's bias forces of the last
+                # step), within each hinge's torque limit: PD servos alone sag under load.
+                qfrc = qfrc.at[self.hinge_dof].set(jnp.clip(d.qfrc_bias[self.hinge_dof], -self.torque_limit,
+                                                             self.torque_limit))
+            d = d.replace(ctrl=target, qfrc_applied=qfrc)
+            return mjx.step(self.mjx_model, d), total + wrench
+
+        data, total = jax.lax.fori_loop(0, self.humanoid.sim.substeps, substep, (data, jnp.zeros(6, data.qvel.dtype)))
+        return data, total / self.humanoid.sim.substeps
+
+    def _root_servo(self, data, r_qpos, r_qvel) -> jax.Array:
+        """A spring-damper wrench pulling the root toward the reference root (a residual force prior: the policy's
+        own residual adds to it): force in the world frame, torque in the root's frame."""
+        c = self.config
+        force = c.root_servo_kp * (r_qpos[0:3] - data.qpos[0:3]) + c.root_servo_kd * (r_qvel[0:3] - data.qvel[0:3])
+        rot, r_rot = quat_to_mat(data.qpos[3:7]), quat_to_mat(r_qpos[3:7])
+        torque = (c.root_servo_kr * so3_log(rot.T @ r_rot)
+                  + c.root_servo_kw * (r_qvel[3:6] - data.qvel[3:6]))
+        return jnp.concatenate([force, torque])
 
     def step(self, state: State, action: jax.Array, refs: ReferenceLibrary) -> State:
         c = self.config
-        data = self.physics_step(state, action, refs)
+        data, wrench = self.physics_step(state, action, refs)
         take, frame = state.info["take"], state.info["frame"] + 1
         finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
         # NaN guard: evaluate features on a safe copy; the episode ends and the env resets below.
@@ -413,7 +464,7 @@ class BraxTrackingEnv:
 
     def step(self, state, action):
         env = self.env
-        data = env.physics_step(state, action, self.refs)
+        data, _ = env.physics_step(state, action, self.refs)
         take, frame = state.info["take"], state.info["frame"] + 1
         pos, rot = env._kinematics(data.qpos)
         joints = env._joints(pos, rot)

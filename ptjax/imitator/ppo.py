@@ -48,6 +48,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.value_hidden = (512, 256)
     c.activation = "relu"
     c.init_log_std = -1.6              # exp(-1.6) ~ 0.2 action noise at start (PoseTriplet fixed -2.3)
+    c.policy_init_scale = 1.0          # scales the initial output layer of the policy mean: small values start
+                                       # from the plain PD tracker (zero action); PoseTriplet: 0.1
     c.normalize_observations = True
     return c
 
@@ -111,6 +113,7 @@ class PPO:
         # Strong float32 leaves everywhere: `update` must return exactly the types it takes, or every call after the
         # first recompiles (brax initialises the log-std weakly typed and std_eps as a Python float).
         params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
+        params = params.replace(policy=scale_output_layer(params.policy, c.get("policy_init_scale", 1.0)))
         normalizer = running_statistics.init_state(
             jax.ShapeDtypeStruct((self.env.observation_size,), jnp.float32))
         normalizer = normalizer.replace(std_eps=jnp.asarray(normalizer.std_eps, jnp.float32))
@@ -245,6 +248,15 @@ class PPO:
         new_state = state.replace(params=params, opt_state=opt_state, normalizer=normalizer, env_state=env_state,
                                   rng=rng, env_steps=env_steps, iteration=state.iteration + 1)
         return new_state, metrics
+
+
+def scale_output_layer(policy_params, scale: float):
+    """Policy parameters with the mean's output layer (brax's `Dense_0` with a separate log-std) scaled."""
+    if scale == 1.0:
+        return policy_params
+    inner = dict(policy_params["params"])
+    inner["Dense_0"] = jax.tree_util.tree_map(lambda x: x * scale, inner["Dense_0"])
+    return {**policy_params, "params": inner}
 
 
 def _psum(x, axis_name):

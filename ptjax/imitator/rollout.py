@@ -27,6 +27,9 @@ class RolloutResult:
     lengths: jax.Array       # (N,) frames per take
     reset_mask: jax.Array    # (N, T) a fail-safe reset happened at this frame
     joint_error: jax.Array   # (N, T) mean global joint distance to the reference before any reset, metres
+    fell_mask: jax.Array     # (N, T) the reset at this frame was a fall (the others: drifted beyond the distance)
+    residual_force: jax.Array   # (N, T) magnitude of the residual root force applied over the step, N
+    residual_torque: jax.Array  # (N, T) magnitude of the residual root torque, N m
 
     def summary(self, names=None) -> dict:
         """Per-take and mean tracking measures: resets, success (no reset = never deviating beyond the
@@ -44,11 +47,19 @@ class RolloutResult:
                            "g_mpjpe_mm": float(g * 1000), "mpjpe_mm": float(rr * 1000)}
         vals = list(takes.values())
         frames = np.array([t["frames"] for t in vals], float)
+        valid = np.arange(sim.shape[1])[None, :] < lengths[:, None]
+        fell = np.asarray(self.fell_mask) & np.asarray(self.reset_mask)
         return {
             "success_rate": float(np.mean([t["success"] for t in vals])),
             "resets": int(sum(t["resets"] for t in vals)),
+            "resets_fell": int(fell.sum()),
+            "resets_drift": int(np.asarray(self.reset_mask).sum() - fell.sum()),
             "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in vals], weights=frames)),
             "mpjpe_mm": float(np.average([t["mpjpe_mm"] for t in vals], weights=frames)),
+            # Mean magnitude of the residual root wrench (RFC) over every simulated frame: a body held up by it,
+            # rather than by its feet, shows here (its weight is about 690 N).
+            "residual_force_n": float(np.asarray(self.residual_force)[valid].mean()),
+            "residual_torque_nm": float(np.asarray(self.residual_torque)[valid].mean()),
             "takes": takes,
         }
 
@@ -76,7 +87,7 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
 
     def one_step(state, t):
         action = act_fn(state.obs)
-        data = jax.vmap(env.physics_step, in_axes=(0, 0, None))(state, action, refs)
+        data, wrench = jax.vmap(env.physics_step, in_axes=(0, 0, None))(state, action, refs)
         frame = t + 1
         active = frame < refs.lengths
 
@@ -91,9 +102,14 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         finite = jnp.all(jnp.isfinite(data.qpos), -1) & jnp.all(jnp.isfinite(data.qvel), -1)
         reset = active & (fell | ~finite)
         safe_qpos = jnp.where(finite[:, None], data.qpos, state.pipeline_state.qpos)
-        anchor = jax.vmap(lambda i: env._ref_frame(refs, i, frame)[0])(takes) if align_reference else safe_qpos
-        new_qpos = jnp.where(reset[:, None], jax.vmap(lambda q: standing_qpos(env, q))(anchor), safe_qpos)
-        new_qvel = jnp.where(reset[:, None] | ~finite[:, None], 0.0, data.qvel)
+        r_qpos, r_qvel = jax.vmap(lambda i: env._ref_frame(refs, i, frame)[:2])(takes)
+        if env.failsafe_pose == "reference":
+            restart_qpos, restart_qvel = r_qpos, r_qvel
+        else:
+            anchor = r_qpos if align_reference else safe_qpos
+            restart_qpos, restart_qvel = jax.vmap(lambda q: standing_qpos(env, q))(anchor), jnp.zeros_like(data.qvel)
+        new_qpos = jnp.where(reset[:, None], restart_qpos, safe_qpos)
+        new_qvel = jnp.where(reset[:, None], restart_qvel, jnp.where(~finite[:, None], 0.0, data.qvel))
         data = data.replace(qpos=new_qpos, qvel=new_qvel)
         pos, rot, joints, _ = jax.vmap(features)(data, takes)
         obs = jax.vmap(lambda d, p, r, i: env._observation(d, p, r, refs, i, frame))(data, pos, rot, takes)
@@ -105,16 +121,23 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
             data, state.pipeline_state)
         new_state = State(pipeline_state=data, obs=jnp.where(active[:, None], obs, state.obs),
                           reward=state.reward, done=state.done, metrics=state.metrics, info=info)
-        return new_state, (joints, r_joints, reset, err)
+        force, torque = jnp.linalg.norm(wrench[:, :3], axis=-1), jnp.linalg.norm(wrench[:, 3:], axis=-1)
+        return new_state, (joints, r_joints, reset, err, fell & active, force, torque)
 
     first_joints = jax.vmap(lambda d: env._joints(*env._kinematics(d.qpos)))(start.pipeline_state)
     first_ref = refs.joints[:, 0]
-    _, (joints, r_joints, reset, err) = jax.lax.scan(one_step, start, jnp.arange(t_max - 1))
+    _, (joints, r_joints, reset, err, fell, force, torque) = jax.lax.scan(one_step, start, jnp.arange(t_max - 1))
     joints = jnp.concatenate([first_joints[None], joints], 0).swapaxes(0, 1)
     r_joints = jnp.concatenate([first_ref[None], r_joints], 0).swapaxes(0, 1)
     reset = jnp.concatenate([jnp.zeros((1, refs.num_takes), bool), reset], 0).swapaxes(0, 1)
     err0 = jnp.mean(jnp.linalg.norm(first_joints - first_ref, axis=-1), -1)
     err = jnp.concatenate([err0[None], err], 0).swapaxes(0, 1)
     valid = jnp.arange(t_max)[None, :] < refs.lengths[:, None]
+
+    def per_frame(x):  # (T-1, N) per step -> (N, T), the wrench of step t-1 -> t at frame t (none at frame 0)
+        return jnp.concatenate([jnp.zeros_like(x[:1]), x], 0).swapaxes(0, 1)
+
     return RolloutResult(joints=joints, reference=r_joints, lengths=refs.lengths, reset_mask=reset & valid,
-                         joint_error=jnp.where(valid, err, 0.0))
+                         joint_error=jnp.where(valid, err, 0.0), fell_mask=per_frame(fell) & valid,
+                         residual_force=jnp.where(valid, per_frame(force), 0.0),
+                         residual_torque=jnp.where(valid, per_frame(torque), 0.0))
