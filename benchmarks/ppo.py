@@ -91,6 +91,11 @@ def main() -> None:
               "unroll_length": args.unroll, "num_minibatches": args.minibatches, "num_epochs": args.epochs}
     result["ptjax"] = ours(config, refs, args.updates)
     print(json.dumps({"ptjax": result["ptjax"]}), flush=True)
+    if not hasattr(jax, "device_put_replicated"):
+        result["brax"] = {"error": f"skipped: brax 0.14.2's ppo.train calls jax.device_put_replicated, which jax "
+                                   f"{jax.__version__} no longer has (removed in 0.10); run it with the lock's jax"}
+        emit(result, args.json)
+        return
     try:
         result["brax"] = brax_ppo(config, imitator, refs, args.updates)
         result["ratio_ptjax_over_brax"] = result["ptjax"]["env_steps_per_s"] / result["brax"]["env_steps_per_s"]

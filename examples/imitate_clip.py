@@ -9,7 +9,8 @@ The steps, in the Python API (what `ptjax imitate train` does with logging and c
      device;
   3. `imitator.update(state, library)` is one jitted PPO iteration (rollout, GAE, minibatch epochs), data-parallel
      over the local devices;
-  4. `imitator.evaluate(state, library)` is the deterministic fail-safe rollout: simulated H36M joints per take.
+  4. `imitator.evaluate(state, library)` is the deterministic fail-safe rollout: simulated H36M joints per take;
+  5. `ptjax.render.motion_video` renders the simulated body with MuJoCo (physics.gif).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 
 import jax
 
-from ptjax import parallel, viz
+from ptjax import parallel, render, viz
 from ptjax.data import load_clips
 from ptjax.imitator.config import default_config
 from ptjax.imitator.train import Imitator
@@ -60,6 +61,13 @@ def main(argv=None) -> int:
     n = int(result.lengths[0])
     viz.animate_panels({"reference": clip.resample(config.fps).joints[:n], "imitated": result.joints[0, :n]},
                        os.path.join(args.out_dir, "imitate.gif"), fps=config.fps, max_frames=30 if args.smoke else 150)
+    # The simulated body itself, rendered by MuJoCo beside the reference pose (skipped without a GL backend).
+    ok, reason = render.available()
+    if ok:
+        render.motion_video(imitator.humanoid.model, result.qpos[0, :n], os.path.join(args.out_dir, "physics.gif"),
+                            fps=config.fps, reference_qpos=library.qpos[0, :n], max_frames=30 if args.smoke else None)
+    else:
+        print(f"no MuJoCo render: {reason}")
     return 0
 
 

@@ -590,6 +590,21 @@ class CoEvolution:
             panels["H: hallucinated"] = np.asarray(state.generated.joints[0, :g])
         return viz.animate_panels(panels, path, fps=self.fps, max_frames=int(self.config.gif_frames))
 
+    def physics_picture(self, state: CoEvolutionState, path: str) -> str | None:
+        """Take 0's reference (left) and I's fail-safe rollout of it (right), rendered by MuJoCo; None (and a
+        warning) where no GL backend is available: the round GIF's skeletons still show the motion."""
+        from ptjax import render
+        if not render.available()[0]:
+            import warnings
+            warnings.warn(f"{render.available()[1]}: no physics render; round GIFs show skeletons only",
+                          stacklevel=2)
+            return None
+        result = self.imitator.evaluate(state.imitator, state.references)
+        n = int(result.lengths[0])
+        return render.motion_video(self.imitator.humanoid.model, np.asarray(result.qpos[0, :n]), path, fps=self.fps,
+                                   reference_qpos=np.asarray(state.references.qpos[0, :n]),
+                                   max_frames=int(self.config.gif_frames))
+
 
 def smooth_motion(joints: np.ndarray, fps: float, root_sigma_s: float, pose_sigma_s: float) -> np.ndarray:
     """(T, 17, 3) world joints with the root (Hip) trajectory and the root-relative pose each low-passed by a
@@ -760,8 +775,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     state, current["estimator_training"] = co.estimate(state, log, progress)
                 elif name == "evaluate":
                     current["estimator"] = co.evaluate(state)
+                    # Each round's estimator as a stand-alone estimator workdir (`ptjax lift/eval --checkpoint`).
+                    from ptjax.estimator import checkpoints as est_ckpt
+                    est_ckpt.save(est_ckpt.round_dir(workdir, r), state.estimator, config.estimator, step=r)
                     if config.gif:
                         current["gif"] = os.path.basename(co.picture(state, os.path.join(workdir, f"round_{r}.gif")))
+                        physics = co.physics_picture(state, os.path.join(workdir, f"round_{r}_physics.gif"))
+                        if physics:
+                            current["physics_gif"] = os.path.basename(physics)
                 current["phase_seconds"][name] = round(time.time() - t0, 2)
                 state = co._place(state)
                 if name == "evaluate":
@@ -805,7 +826,8 @@ def format_round(record: dict) -> str:
     h = record.get("hallucinator")
     parts = [f"round {record['round']}: held-out MPJPE {e.get('mpjpe_mm', float('nan')):.1f} mm, "
              f"P-MPJPE {e.get('p_mpjpe_mm', float('nan')):.1f} mm",
-             f"imitator success {i.get('success_rate', float('nan')):.2f}, MPJPE {i.get('mpjpe_mm', float('nan')):.1f} mm, "
+             f"imitator success {i.get('success_rate', float('nan')):.2f}, "
+             f"MPJPE {i.get('mpjpe_mm', float('nan')):.1f} mm, "
              f"{i.get('resets', 0)} resets, residual force {i.get('residual_force_n', float('nan')):.0f} N"]
     if h and "skipped" in h:
         parts.append(f"hallucinator skipped ({h['skipped']})")
@@ -819,7 +841,8 @@ def format_round(record: dict) -> str:
 def format_table(history: Sequence[dict]) -> str:
     """The README's per-round table (markdown)."""
     rows = ["| round | held-out MPJPE (mm) | held-out P-MPJPE (mm) | I success | I MPJPE (mm) | I resets | "
-            "I residual force (N / N m) | H bone dev (cm) | H skating (m/s) | H kept | E / I / H seconds | round seconds |",
+            "I residual force (N / N m) | H bone dev (cm) | H skating (m/s) | H kept | E / I / H seconds | "
+            "round seconds |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for rec in history:
         e, i, h, s = rec.get("estimator", {}), rec.get("imitator", {}), rec.get("hallucinator"), rec["phase_seconds"]

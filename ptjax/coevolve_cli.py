@@ -11,7 +11,24 @@ def _run(args, overrides) -> int:
         config = config.coevolve
     history = coevolve.run(config, args.workdir, resume=args.resume, progress=not args.quiet)
     print(coevolve.format_table(history))
+    print(where_the_results_are(args.workdir, history))
     return 0
+
+
+def where_the_results_are(workdir: str, history: list) -> str:
+    """What a user reads after the run: the files, and the estimator to lift with."""
+    import os
+    from ptjax.estimator import checkpoints as est_ckpt
+    lines = [f"results in {workdir}: metrics.json (one entry per round), tensorboard/, checkpoints/"]
+    rounds = est_ckpt.coevolution_rounds(workdir)
+    if rounds:
+        lines.append(f"estimator of the last round: {est_ckpt.round_dir(workdir, rounds[-1])} -- lift with "
+                     f"`ptjax lift KEYPOINTS --format openpose --checkpoint {workdir} --out lifted.npz` "
+                     f"(--round N for another round), score with `ptjax eval --dataset clips --checkpoint {workdir}`")
+    gifs = [rec[k] for rec in history for k in ("gif", "physics_gif") if rec.get(k)]
+    if gifs:
+        lines.append("pictures: " + ", ".join(os.path.join(workdir, g) for g in gifs))
+    return "\n".join(lines)
 
 
 def register(subparsers) -> None:

@@ -217,22 +217,24 @@ def evaluate_clips(state, num_cameras: int = 4) -> tuple[dict, str]:
 
 
 def evaluate_checkpoint(dataset: str, checkpoint: str, data_dir: str | None = None, keypoints: str = "gt",
-                        joints: str = "16", unit: str = "auto") -> tuple[dict, str]:
-    """Load an estimator checkpoint and score it on `dataset` (DATASETS)."""
+                        joints: str = "16", unit: str = "auto", round_index: int | None = None) -> tuple[dict, str]:
+    """Load an estimator checkpoint (an estimator workdir, or a co-evolution workdir: its last finished round's
+    estimator, or `round_index`'s) and score it on `dataset` (DATASETS)."""
     from ptjax import estimator
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
     if dataset == "clips":
         if joints != "16":
             raise ValueError("the clips benchmark scores PoseTriplet's 16 joints (the estimator's evaluate)")
-        state, _ = estimator.load(checkpoint)
+        state, _ = estimator.load(checkpoint, round_index=round_index)
         result, table = evaluate_clips(state)
     else:
         benchmark = load_benchmark(dataset, data_dir, keypoints, unit)  # bad data fails before loading weights
-        state, _ = estimator.load(checkpoint)
+        state, _ = estimator.load(checkpoint, round_index=round_index)
         result, table = evaluate_predictor(dataset, estimator_predictor(state), data_dir, keypoints, joints, unit,
                                            benchmark)
     result["checkpoint"] = checkpoint
+    result["estimator"] = estimator.resolve(checkpoint, round_index)[1]
     return result, table
 
 
@@ -242,7 +244,8 @@ def _eval_command(args, overrides) -> int:
     if overrides:
         raise ValueError(f"ptjax eval takes no config overrides (got {overrides})")
     result, table = evaluate_checkpoint(args.dataset, args.checkpoint, args.data_dir, args.keypoints, args.joints,
-                                        args.unit)
+                                        args.unit, round_index=args.round)
+    print(f"scored {result['estimator']}")
     print(table)
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
@@ -257,7 +260,9 @@ def register(subparsers) -> None:
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=DATASETS,
                    help="h36m (S9/S11, every 2nd frame), 3dhp, 3dpw, or clips (bundled held-out clips)")
-    p.add_argument("--checkpoint", required=True, help="estimator checkpoint directory")
+    p.add_argument("--checkpoint", required=True,
+                   help="an estimator workdir, or a co-evolution workdir (its last finished round's estimator)")
+    p.add_argument("--round", type=int, help="with a co-evolution workdir: the estimator of this round")
     p.add_argument("--data-dir", help="folder with the dataset files (see docs/workflow.md)")
     p.add_argument("--keypoints", default="gt", help="H36M 2D kind: data_2d_h36m_<KIND>.npz (default gt)")
     p.add_argument("--joints", default="16", choices=("16", "17"),

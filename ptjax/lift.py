@@ -37,6 +37,8 @@ class LiftResult:
             "joints3d": self.joints3d, "pose": self.pose, "trajectory": self.trajectory,
             "keypoints2d": self.keypoints.keypoints2d, "keypoints_pixels": self.keypoints.pixels,
             "confidence": self.keypoints.confidence, "filled": self.keypoints.filled,
+            "fallback": (self.keypoints.fallback if self.keypoints.fallback is not None
+                         else np.zeros(self.keypoints.filled.shape, np.int8)),
             "missing_frames": self.keypoints.missing_frames,
             "image_size": np.asarray(self.keypoints.image_size, np.float32),
             "image_size_source": np.asarray(self.keypoints.image_size_source),
@@ -77,12 +79,14 @@ def lift(state, keypoints: kp_io.Keypoints, world: bool = False, fps: float = DE
 
 
 def lift_file(path: str, fmt: str, checkpoint: str, out: str, world: bool = False, bvh: str | None = None,
-              gif: str | None = None, fps: float = DEFAULT_FPS, **keypoint_options) -> LiftResult:
-    """Read keypoints, lift them with the checkpoint's estimator and write OUT.npz (+ BVH, GIF)."""
+              gif: str | None = None, fps: float = DEFAULT_FPS, round_index: int | None = None,
+              **keypoint_options) -> LiftResult:
+    """Read keypoints, lift them with the checkpoint's estimator (an estimator workdir, or a co-evolution workdir:
+    its last finished round's, or `round_index`'s) and write OUT.npz (+ BVH, GIF)."""
     if not (np.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps}")
     keypoints = kp_io.load_keypoints(path, fmt, **keypoint_options)
-    state, _ = _estimator().load(checkpoint)
+    state, _ = _estimator().load(checkpoint, round_index=round_index)
     result = lift(state, keypoints, world=world or bool(bvh) or bool(gif), fps=fps)
     arrays = result.arrays()
     if not world:
@@ -101,8 +105,11 @@ def lift_file(path: str, fmt: str, checkpoint: str, out: str, world: bool = Fals
 def _lift_command(args, overrides) -> int:
     if overrides:
         raise ValueError(f"ptjax lift takes no config overrides (got {overrides})")
+    _, used = _estimator().resolve(args.checkpoint, args.round)
+    print(f"lifting with {used}")
     result = lift_file(args.keypoints, args.format, args.checkpoint, args.out, world=args.world, bvh=args.bvh,
-                       gif=args.gif, fps=args.fps, image_size=tuple(args.image_size) if args.image_size else None,
+                       gif=args.gif, fps=args.fps, round_index=args.round,
+                       image_size=tuple(args.image_size) if args.image_size else None,
                        layout=args.layout, confidence_threshold=args.confidence_threshold,
                        max_missing=args.max_missing, smoothing=not args.no_smooth, person=args.person)
     kp = result.keypoints
@@ -122,7 +129,9 @@ def register(subparsers) -> None:
     p.add_argument("--format", required=True, choices=kp_io.FORMATS,
                    help="h36m: npz in H36M-17 order; coco: COCO-17 JSON (folder or file) or npz; "
                         "openpose: folder of OpenPose JSON (BODY_25/BODY_25B)")
-    p.add_argument("--checkpoint", required=True, help="estimator checkpoint directory")
+    p.add_argument("--checkpoint", required=True,
+                   help="an estimator workdir, or a co-evolution workdir (its last finished round's estimator)")
+    p.add_argument("--round", type=int, help="with a co-evolution workdir: the estimator of this round")
     p.add_argument("--out", required=True, help="output .npz (joints3d: (T, 17, 3) camera frame, metres)")
     p.add_argument("--world", action="store_true", help="also store joints_world (Z-up, gravity prior)")
     p.add_argument("--bvh", help="also write the world-frame motion as BVH")

@@ -132,6 +132,69 @@ def _recipe(source: str) -> dict[str, dict[str, float]]:
                      "(DeepMimic-15 mocap converts through ptjax.data.deepmimic)")
 
 
+# Where the camera does not see the face (filmed from behind, a turned head) detectors drop the nose, eyes or ears.
+# H36M's Nose and Head then come from what is still seen: ordered alternatives per layout, each a recipe over the
+# layout's keypoint names; `ptjax.data.keypoints` uses, frame by frame, the first whose keypoints are all present,
+# and flags the frames where it is not the first (the primary recipe of `mapping_matrix`). The last resort, the
+# "neck line", extends the torso: the bundled clips' median Nose lies 0.19 and Head 0.46 torso lengths (Hip to
+# Thorax) above the Thorax along it.
+NECK_LINE = {"Nose": 0.19, "Head": 0.46}
+_FACE = {"coco": ("nose", "left_eye", "right_eye", "left_ear", "right_ear"),
+         "body25b": ("nose", "left_eye", "right_eye", "left_ear", "right_ear"),
+         "body25": ("Nose", "LEye", "REye", "LEar", "REar")}
+# Face keypoints' shares of PoseTriplet's head recipe (0.1 nose, 0.1 mid-eyes, 0.2 mid-ears; 0.4 in all).
+_FACE_WEIGHT = (0.1, 0.05, 0.05, 0.1, 0.1)
+# Which face keypoints to use, best first, when some are missing (indices into _FACE).
+_FACE_SUBSETS = ((0, 1, 2, 3, 4), (1, 2, 3, 4), (0, 3, 4), (3, 4), (0, 1, 2), (1, 2), (0,), (3,), (4,), (1,), (2,))
+
+
+def _torso(source: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(thorax, hip) recipes of a layout."""
+    if source == "body25":
+        return {"Neck": 1.0}, {"MidHip": 1.0}
+    return ({"left_shoulder": 0.5, "right_shoulder": 0.5}, {"left_hip": 0.5, "right_hip": 0.5})
+
+
+def _combine(*parts: tuple[float, dict[str, float]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for weight, recipe in parts:
+        for k, v in recipe.items():
+            out[k] = out.get(k, 0.0) + weight * v
+    return out
+
+
+def head_fallbacks(source: str) -> dict[str, list[tuple[str, dict[str, float]]]]:
+    """{"Nose": [(name, recipe), ...], "Head": [...]}: the alternatives after the primary recipe, best first."""
+    if source not in _FACE:
+        return {"Nose": [], "Head": []}
+    face = _FACE[source]
+    thorax, hip = _torso(source)
+    nose_alts = [("mid-eyes", {face[1]: 0.5, face[2]: 0.5}), ("mid-ears", {face[3]: 0.5, face[4]: 0.5}),
+                 ("left eye", {face[1]: 1.0}), ("right eye", {face[2]: 1.0}),
+                 ("left ear", {face[3]: 1.0}), ("right ear", {face[4]: 1.0})]
+    if source == "body25b":
+        nose_alts.append(("head top and upper neck", {"HeadTop": 0.5, "UpperNeck": 0.5}))
+    neck_line = lambda k: _combine((1.0 + k, thorax), (-k, hip))  # noqa: E731
+    nose_alts.append(("neck line", neck_line(NECK_LINE["Nose"])))
+    base = _combine((0.6 * 1.5, thorax), (-0.6 * 0.5, hip))  # PoseTriplet: 0.6 (thorax + 0.5 (thorax - hip))
+    head_alts = []
+    for subset in _FACE_SUBSETS[1 if source != "body25b" else 0:]:
+        total = sum(_FACE_WEIGHT[i] for i in subset)
+        recipe = _combine((1.0, base), *[(0.4 * _FACE_WEIGHT[i] / total, {face[i]: 1.0}) for i in subset])
+        head_alts.append(("face: " + ", ".join(face[i] for i in subset), recipe))
+    head_alts.append(("neck line", neck_line(NECK_LINE["Head"])))
+    return {"Nose": nose_alts, "Head": head_alts}
+
+
+def recipe_matrix(source: str, recipe: dict[str, float]) -> np.ndarray:
+    """(J_source,) weights of one recipe over a layout's keypoints."""
+    index = {n: i for i, n in enumerate(SOURCE_LAYOUTS[source])}
+    w = np.zeros(len(index))
+    for name, weight in recipe.items():
+        w[index[name]] += weight
+    return w
+
+
 def mapping_matrix(source: str) -> np.ndarray:
     """(17, J_source) weights W with h36m = W @ source_joints. Each row sums to 1 (an affine combination)."""
     names = SOURCE_LAYOUTS.get(source)

@@ -206,3 +206,33 @@ def test_cli_runs_the_main_job(tmp_path, capsys):
     assert "| round |" in out
     with open(os.path.join(workdir, "metrics.json")) as f:
         assert len(json.load(f)) == 1
+
+
+def test_the_runs_estimator_lifts_and_scores(full_run, tmp_path, capsys):
+    """After the main job, `ptjax lift` and `ptjax eval` take its workdir (the last round's estimator, or
+    --round N), and `ptjax export-estimator` writes a stand-alone estimator workdir."""
+    from ptjax import cli
+    from ptjax import estimator
+    workdir, history = full_run
+    last = len(history) - 1
+    state, _ = estimator.load(workdir)
+    assert int(state.step) > 0
+    keypoints = np.asarray(load_clips(["walk"])["walk"].joints[:40, :, :2] * 0.3, np.float32)  # any 2D will do
+    np.savez(tmp_path / "k.npz", keypoints2d=keypoints)
+    out = tmp_path / "lifted.npz"
+    assert cli.main(["lift", str(tmp_path / "k.npz"), "--format", "h36m", "--checkpoint", workdir,
+                     "--out", str(out)]) == 0
+    assert f"round {last} of the co-evolution run" in capsys.readouterr().out
+    lifted = np.load(out)["joints3d"]
+    np.testing.assert_allclose(lifted, estimator.predict(state, keypoints)["joints3d"], atol=1e-5)
+    assert cli.main(["eval", "--dataset", "clips", "--checkpoint", workdir, "--round", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "round 0 of the co-evolution run" in text and "P-MPJPE" in text
+    assert cli.main(["export-estimator", workdir, str(tmp_path / "est")]) == 0
+    exported, _ = estimator.load(str(tmp_path / "est"))
+    np.testing.assert_allclose(estimator.predict(exported, keypoints)["joints3d"], lifted, atol=1e-5)
+    # Errors name what is there.
+    with pytest.raises(FileNotFoundError, match=r"rounds \[0, 1\], not round 7"):
+        estimator.load(workdir, round_index=7)
+    with pytest.raises(ValueError, match="co-evolution workdir"):
+        estimator.load(str(tmp_path / "est"), round_index=0)

@@ -21,6 +21,8 @@ def test_imitate_clip_example(tmp_path, capsys):
     with open(tmp_path / "imitate.json") as f:
         assert len(json.load(f)["curve"]) == 3
     assert (tmp_path / "imitate.gif").exists()
+    from ptjax import render
+    assert (tmp_path / "physics.gif").exists() == render.available()[0]
 
 
 def test_hallucinate_example(tmp_path, capsys):

@@ -149,3 +149,51 @@ def test_failure_test_ignores_a_floating_reference_but_not_a_fall():
     assert bool(failure(slumped, lifted, config)[0])
     drifted = pose.at[:, 0].add(0.6)                                 # upright but 0.6 m off: PHC's test
     assert bool(failure(drifted, pose, config)[0])
+
+
+def test_failsafe_resets_restore_the_reference_and_the_residual_wrench_is_recorded(setup):
+    """With failsafe_pose='reference' a reset puts the body in the reference's own state at that frame (where
+    training episodes start); the rollout records the residual root force it applied and why it reset."""
+    from ptjax.imitator.rollout import failsafe_rollout
+    _, library = setup
+    config = small_imitator_config()
+    config.env.failsafe_pose = "reference"
+    imitator = Imitator.create(config)
+    env = imitator.env
+    push = jnp.zeros(env.action_size).at[env.nu + 1].set(3.0)  # a constant 300 N sideways: the body is knocked off
+    result = jax.jit(lambda lib: failsafe_rollout(env, lambda obs: jnp.broadcast_to(push, (obs.shape[0],
+                                                                                           env.action_size)), lib))(
+        library)
+    n = int(library.lengths[0])
+    resets = np.flatnonzero(np.asarray(result.reset_mask[0, :n]))
+    assert len(resets) > 0
+    joints, reference = np.asarray(result.joints[0]), np.asarray(result.reference[0])
+    np.testing.assert_allclose(joints[resets], reference[resets], atol=2e-3)
+    force = np.asarray(result.residual_force[0, :n])
+    np.testing.assert_allclose(force[1:], 300.0, rtol=1e-4)
+    assert force[0] == 0.0 and float(np.abs(np.asarray(result.residual_torque)).max()) < 1e-3
+    summary = result.summary(["walk"])
+    assert summary["resets_fell"] + summary["resets_drift"] == summary["resets"] == len(resets)
+    assert summary["residual_force_n"] == pytest.approx(300.0 * (n - 1) / n, rel=1e-3)
+    with pytest.raises(ValueError, match="failsafe_pose"):
+        config.env.failsafe_pose = "standing"
+        Imitator.create(config)
+
+
+def test_small_output_layer_starts_from_the_pd_tracker(setup):
+    """policy_init_scale shrinks the policy mean's initial output layer: the untrained policy's actions are near
+    zero (the PD servos on the reference), not random offsets of about one unit."""
+    from ptjax.imitator.ppo import scale_output_layer
+    imitator, _ = setup
+    networks = imitator.ppo.networks
+    params = networks.policy_network.init(jax.random.PRNGKey(0))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (64, imitator.env.observation_size))
+    from brax.training.acme import running_statistics
+    norm = running_statistics.init_state(jax.ShapeDtypeStruct((imitator.env.observation_size,), jnp.float32))
+
+    def mean_action(p):
+        return np.asarray(networks.policy_network.apply(norm, p, obs))[:, :imitator.env.action_size]
+
+    big, small = mean_action(params), mean_action(scale_output_layer(params, 0.01))
+    assert np.abs(big).mean() > 0.1
+    np.testing.assert_allclose(small, 0.01 * big, rtol=1e-4, atol=1e-6)

@@ -69,7 +69,10 @@ class Keypoints:
     pixels:      (T, 17, 2) the same in image pixels (after filling and smoothing).
     confidence:  (T, 17) detector confidence of each H36M-17 joint (a derived joint: its least confident source);
                  0 where the joint was filled in.
-    filled:      (T, 17) True where the joint was missing and interpolated.
+    filled:      (T, 17) True where the joint was missing and interpolated, or built by a fallback recipe.
+    fallback:    (T, 17) int8: 0 = the joint's own recipe (`skeleton.mapping_matrix`), k > 0 = the k-th
+                 alternative of `skeleton.head_fallbacks` (Nose and Head without a face keypoint), -1 = nothing
+                 seen in that frame: interpolated over time.
     missing_frames: (T,) True where no tracked person was found (every joint of the frame is filled).
     image_size:  (width, height) in pixels; `image_size_source` is "file", "given" or "estimated".
     square_frame: (x0, y0, side) in pixels: the square mapped onto [-1, 1]^2 (normalised = (p - x0) / side * 2 - 1).
@@ -85,6 +88,7 @@ class Keypoints:
     frame_names: tuple[str, ...]
     source_format: str
     source_layout: str
+    fallback: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -233,22 +237,27 @@ def read_coco(path: str) -> _RawFrames:
 
 
 def _openpose_layout(people: list[list[np.ndarray]], threshold: float) -> str:
-    """BODY_25 vs BODY_25B: is joint 1 nearer the shoulders' midpoint (BODY_25 Neck) or the nose (BODY_25B LEye)?"""
-    neck_votes, eye_votes = 0, 0
+    """BODY_25 vs BODY_25B, by majority over every detection that shows the joints a test needs. BODY_25 places
+    joint 1 (Neck) midway between joints 2 and 5 (the shoulders) and joint 8 (MidHip) midway between 9 and 12 (the
+    hips); in BODY_25B those are eyes, a shoulder, an elbow, a wrist and a hip, nowhere near midway. Undetected
+    joints (below the threshold, or written as 0, 0) take no part, so a nose never seen does not matter."""
+    votes = {"body25": 0, "body25b": 0}
     for persons in people:
         for p in persons:
-            ok = p[:, 2] >= threshold
-            if not (ok[0] and ok[1] and ok[2] and ok[5]):
-                continue
-            mid = 0.5 * (p[2, :2] + p[5, :2])
-            if np.linalg.norm(p[1, :2] - mid) < np.linalg.norm(p[1, :2] - p[0, :2]):
-                neck_votes += 1
-            else:
-                eye_votes += 1
-    if neck_votes == eye_votes:
-        raise ValueError("cannot tell OpenPose BODY_25 from BODY_25B in these files; pass the layout explicitly "
-                         "(--layout body25 or body25b)")
-    return "body25" if neck_votes > eye_votes else "body25b"
+            ok = (p[:, 2] >= threshold) & np.isfinite(p).all(-1) & (np.abs(p[:, :2]).sum(-1) > 0)
+            for middle, a, b in ((1, 2, 5), (8, 9, 12)):
+                if not (ok[middle] and ok[a] and ok[b]):
+                    continue
+                span = np.linalg.norm(p[a, :2] - p[b, :2])
+                if span <= 0:
+                    continue
+                off = np.linalg.norm(p[middle, :2] - 0.5 * (p[a, :2] + p[b, :2])) / span
+                votes["body25" if off < 0.2 else "body25b"] += 1
+    if votes["body25"] == votes["body25b"]:
+        raise ValueError("cannot tell OpenPose BODY_25 from BODY_25B in these files (no frame shows the neck or "
+                         "mid-hip with the joints beside them); pass the layout explicitly (--layout body25 or "
+                         "body25b)")
+    return max(votes, key=votes.get)
 
 
 def read_openpose(path: str, layout: str = "auto", confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
@@ -472,20 +481,32 @@ def process(raw: _RawFrames, image_size: tuple[float, float] | None = None,
         raise ValueError("no frames in the keypoint input")
     tracked, frames_missing = track_person(raw.people, confidence_threshold, person, max_jump)
     w = skeleton.mapping_matrix(raw.layout)
-    used = np.flatnonzero(np.abs(w).sum(0) > 0)
     missing_src = ~np.isfinite(tracked[..., :2]).all(-1)
-    # An H36M-17 joint is missing where any source joint it is built from is missing.
+    # An H36M-17 joint is missing where any source joint it is built from is missing ...
     missing17 = (missing_src[:, None, :] & (w != 0)[None]).any(-1)
+    # ... except the Nose and Head, which fall back on the face and neck keypoints still seen.
+    conf_src = np.where(missing_src, 0.0, tracked[..., 2])
+    heads = _head_joints(tracked[..., :2], conf_src, missing_src, raw.layout)
+    fallback = np.zeros(missing17.shape, np.int8)
+    for j, (_, _, choice) in heads.items():
+        missing17[:, j] = choice < 0
+        fallback[:, j] = choice
     _check_missing(missing17, frames_missing, raw.layout, max_missing, confidence_threshold)
 
+    # Source keypoints no frame sees (a nose never detected) only fed the Nose and Head, rebuilt above.
+    used = np.flatnonzero((np.abs(w).sum(0) > 0) & ~missing_src.all(0))
     xy = np.where(missing_src[..., None], np.nan, tracked[..., :2])
     xy[:, used] = fill_gaps(xy[:, used], missing_src[:, used])
-    xy[:, np.setdiff1d(np.arange(xy.shape[1]), used)] = 0.0  # joints the mapping does not use (weight 0)
+    xy[:, np.setdiff1d(np.arange(xy.shape[1]), used)] = 0.0
     if smoothing:
         xy = smooth(xy)
-    conf_src = np.where(missing_src, 0.0, tracked[..., 2])
     pixels17, conf17 = skeleton.convert(xy, raw.layout, conf_src)
+    for j, (values, conf, choice) in heads.items():
+        values = fill_gaps(values[:, None], (choice < 0)[:, None])[:, 0]
+        pixels17[:, j] = smooth(values[:, None])[:, 0] if smoothing else values
+        conf17[:, j] = conf
     conf17 = np.where(missing17, 0.0, conf17)
+    filled = missing17 | (fallback > 0)
 
     if raw.normalized:
         frame, size, size_source = (-1.0, -1.0, 2.0), (2.0, 2.0), "file"
@@ -501,9 +522,34 @@ def process(raw: _RawFrames, image_size: tuple[float, float] | None = None,
     if not np.isfinite(kp).all():
         raise ValueError("keypoints are not finite after gap filling; the input is unusable")
     return Keypoints(keypoints2d=kp, pixels=pixels17.astype(np.float32), confidence=conf17.astype(np.float32),
-                     filled=missing17, missing_frames=frames_missing, image_size=tuple(float(v) for v in size),
+                     filled=filled, fallback=fallback, missing_frames=frames_missing,
+                     image_size=tuple(float(v) for v in size),
                      image_size_source=size_source, square_frame=frame, frame_names=tuple(raw.names),
                      source_format=source_format, source_layout=raw.layout)
+
+
+def _head_joints(xy: np.ndarray, conf: np.ndarray, missing: np.ndarray, layout: str
+                 ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Nose and Head frame by frame from the first recipe whose keypoints are all seen (the joint's own, then
+    `skeleton.head_fallbacks`): {joint: (values (T, 2), NaN where none; confidence (T,); choice (T,) int8, -1
+    where none)}."""
+    alternatives = skeleton.head_fallbacks(layout)
+    out = {}
+    for name, alts in alternatives.items():
+        j = skeleton.JOINT_INDEX[name]
+        rows = [skeleton.mapping_matrix(layout)[j]] + [skeleton.recipe_matrix(layout, r) for _, r in alts]
+        values = np.full((len(xy), 2), np.nan)
+        confidence = np.zeros(len(xy))
+        choice = np.full(len(xy), -1, np.int8)
+        seen = np.where(missing[..., None], 0.0, xy)
+        for k, row in enumerate(rows):
+            uses = row != 0
+            ok = ~(missing[:, uses]).any(-1) & (choice < 0)
+            values[ok] = np.einsum("s,tsc->tc", row, seen[ok])
+            confidence[ok] = conf[ok][:, uses].min(-1)
+            choice[ok] = k
+        out[j] = (values, confidence, choice)
+    return out
 
 
 def load_keypoints(path: str, fmt: str, image_size: tuple[float, float] | None = None, layout: str = "auto",

@@ -9,14 +9,15 @@ Public API (other components rely on these names):
 * `restart_optimizers(state) -> EstimatorState` — fresh Adam moments and schedule, same networks
 * `predict(state, keypoints2d (T, 17, 2)) -> dict(pose, trajectory, joints3d)` (camera frame, metres)
 * `evaluate(state, takes) -> dict` (MPJPE, P-MPJPE, N-MPJPE in mm, PCK, AUC per take and mean)
-* `save(workdir, state, config, step)` / `load(checkpoint_dir) -> (state, config)`
+* `save(workdir, state, config, step)` / `load(checkpoint_dir, round_index=None) -> (state, config)` (an estimator
+  workdir, or a co-evolution workdir: its last finished round's estimator); `resolve` says which it would use
 * `camera_to_world(joints_cam (T, 17, 3)) -> (T, 17, 3)` world, Z-up (gravity/PCA prior)
 * `sample_batch(rng, state, motions, batch_size, real2d=None)` — an `update` batch from a `MotionBuffer` of world
   motion (+ `pack_keypoints(takes' 2D)` for D_cam's real 2D), jittable
 * `fit(config, workdir, resume=False, pairs_path=None)` — the `ptjax estimator train` driver (loop.train)
 """
 
-from ptjax.estimator.checkpoints import load, save
+from ptjax.estimator.checkpoints import load, resolve, save
 from ptjax.estimator.config import Spec, default_config, spec_from_config
 from ptjax.estimator.inference import evaluate, predict
 from ptjax.estimator.loop import pack_keypoints, sample_batch
@@ -31,4 +32,5 @@ def fit(config, workdir: str, resume: bool = False, pairs_path: str | None = Non
 
 
 __all__ = ["EstimatorState", "Spec", "default_config", "spec_from_config", "init", "update", "restart_optimizers",
-           "predict", "evaluate", "save", "load", "camera_to_world", "fit", "sample_batch", "pack_keypoints"]
+           "predict", "evaluate", "save", "load", "resolve", "camera_to_world", "fit", "sample_batch",
+           "pack_keypoints"]

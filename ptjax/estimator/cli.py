@@ -1,4 +1,5 @@
-"""`ptjax estimator train --config configs/estimator_clips.py --workdir DIR [--resume] [--pairs PAIRS.npz]`."""
+"""`ptjax estimator train --config configs/estimator_clips.py --workdir DIR [--resume] [--pairs PAIRS.npz]` and
+`ptjax export-estimator RUN OUT [--round N]` (a co-evolution run's estimator as a stand-alone estimator workdir)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,25 @@ def _train(args, overrides) -> int:
     return 0
 
 
+def _export(args, overrides) -> int:
+    if overrides:
+        raise ValueError(f"ptjax export-estimator takes no config overrides (got {overrides})")
+    from ptjax import estimator
+    _, used = estimator.resolve(args.run, args.round)
+    state, config = estimator.load(args.run, round_index=args.round)
+    estimator.save(args.out, state, config)
+    print(f"wrote {used} to {args.out} (an estimator workdir: ptjax lift/eval --checkpoint {args.out})")
+    return 0
+
+
 def register(subparsers) -> None:
+    export = subparsers.add_parser("export-estimator", help="write a co-evolution run's estimator as a stand-alone "
+                                                            "estimator workdir")
+    export.add_argument("run", help="co-evolution workdir (ptjax coevolve --workdir)")
+    export.add_argument("out", help="output estimator workdir")
+    export.add_argument("--round", type=int, help="the estimator of this round (default: the last finished)")
+    export.set_defaults(func=_export)
+
     parser = subparsers.add_parser("estimator", help="train the 2D-to-3D pose estimator")
     sub = parser.add_subparsers(dest="estimator_command", metavar="ACTION", required=True)
     p = sub.add_parser("train", help="train PoseNet + TrajNet (+ camera adversary) and evaluate on held-out clips",

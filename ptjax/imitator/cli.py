@@ -9,15 +9,24 @@ import numpy as np
 
 
 def _video(imitator, state, library, names, path):
-    from ptjax import viz
+    """Per take: the reference pose (left) and the simulated body (right) rendered by MuJoCo; skeleton drawings
+    where no GL backend is available (ptjax.render)."""
+    from ptjax import render, viz
     result = imitator.evaluate(state, library)
     joints, ref, lengths = np.asarray(result.joints), np.asarray(result.reference), np.asarray(result.lengths)
+    qpos, ref_qpos = np.asarray(result.qpos), np.asarray(library.qpos)
     base, ext = os.path.splitext(path)
     outputs = []
     for i, name in enumerate(names):
         out = path if len(names) == 1 else f"{base}_{name}{ext}"
-        viz.animate_overlay({"reference": ref[i, :lengths[i]], "simulation": joints[i, :lengths[i]]}, out,
-                            fps=imitator.config.fps)
+        n = int(lengths[i])
+
+        def skeletons(i=i, n=n, out=out):
+            return viz.animate_overlay({"reference": ref[i, :n], "simulation": joints[i, :n]}, out,
+                                       fps=imitator.config.fps)
+
+        render.motion_video(imitator.humanoid.model, qpos[i, :n], out, fps=imitator.config.fps,
+                            reference_qpos=ref_qpos[i, :n], fallback=skeletons)
         outputs.append(out)
     return outputs
 
@@ -65,10 +74,10 @@ def register(subparsers) -> None:
     p.add_argument("--config", required=True, help="config file with an 'imitator' section")
     p.add_argument("--workdir", required=True)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
-    p.add_argument("--video", help="after training, write reference vs simulation (.gif or .mp4)")
+    p.add_argument("--video", help="after training, write reference vs simulation rendered by MuJoCo (.gif or .mp4)")
     p.set_defaults(func=_train)
     p = sub.add_parser("eval", help="fail-safe rollout of a trained policy over its takes")
     p.add_argument("--workdir", required=True)
     p.add_argument("--json", help="write the per-take results as JSON")
-    p.add_argument("--video", help="write reference vs simulation (.gif or .mp4)")
+    p.add_argument("--video", help="write reference vs simulation rendered by MuJoCo (.gif or .mp4)")
     p.set_defaults(func=_eval)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ptjax._mjx import mjx  # noqa: F401  (before brax: silences mujoco.mjx's import notice)
+from ptjax._mjx import check_jax_supports_mjx, mjx  # noqa: F401  (before brax: silences mujoco.mjx's notice)
 from brax.envs.base import State  # noqa: E402
 
 from ptjax import skeleton
@@ -190,6 +190,7 @@ class TrackingEnv:
     """Motion tracking with one humanoid; `reset`/`step` are pure and vmappable."""
 
     def __init__(self, humanoid: Humanoid, config: ml_collections.ConfigDict | None = None):
+        check_jax_supports_mjx()
         self.humanoid = humanoid
         self.config = config or default_config()
         self._validate()

@@ -23,6 +23,7 @@ from ptjax.imitator.retarget import mat_to_quat, quat_to_mat
 @flax.struct.dataclass
 class RolloutResult:
     joints: jax.Array        # (N, T, 17, 3) simulated joints, world frame
+    qpos: jax.Array          # (N, T, nq) simulated body state (for renders)
     reference: jax.Array     # (N, T, 17, 3) reference joints
     lengths: jax.Array       # (N,) frames per take
     reset_mask: jax.Array    # (N, T) a fail-safe reset happened at this frame
@@ -122,11 +123,12 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         new_state = State(pipeline_state=data, obs=jnp.where(active[:, None], obs, state.obs),
                           reward=state.reward, done=state.done, metrics=state.metrics, info=info)
         force, torque = jnp.linalg.norm(wrench[:, :3], axis=-1), jnp.linalg.norm(wrench[:, 3:], axis=-1)
-        return new_state, (joints, r_joints, reset, err, fell & active, force, torque)
+        return new_state, (joints, r_joints, reset, err, fell & active, force, torque, data.qpos)
 
     first_joints = jax.vmap(lambda d: env._joints(*env._kinematics(d.qpos)))(start.pipeline_state)
     first_ref = refs.joints[:, 0]
-    _, (joints, r_joints, reset, err, fell, force, torque) = jax.lax.scan(one_step, start, jnp.arange(t_max - 1))
+    _, (joints, r_joints, reset, err, fell, force, torque, qpos) = jax.lax.scan(one_step, start,
+                                                                                 jnp.arange(t_max - 1))
     joints = jnp.concatenate([first_joints[None], joints], 0).swapaxes(0, 1)
     r_joints = jnp.concatenate([first_ref[None], r_joints], 0).swapaxes(0, 1)
     reset = jnp.concatenate([jnp.zeros((1, refs.num_takes), bool), reset], 0).swapaxes(0, 1)
@@ -137,7 +139,9 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
     def per_frame(x):  # (T-1, N) per step -> (N, T), the wrench of step t-1 -> t at frame t (none at frame 0)
         return jnp.concatenate([jnp.zeros_like(x[:1]), x], 0).swapaxes(0, 1)
 
-    return RolloutResult(joints=joints, reference=r_joints, lengths=refs.lengths, reset_mask=reset & valid,
+    qpos = jnp.concatenate([start.pipeline_state.qpos[None], qpos], 0).swapaxes(0, 1)
+    return RolloutResult(joints=joints, qpos=qpos, reference=r_joints, lengths=refs.lengths,
+                         reset_mask=reset & valid,
                          joint_error=jnp.where(valid, err, 0.0), fell_mask=per_frame(fell) & valid,
                          residual_force=jnp.where(valid, per_frame(force), 0.0),
                          residual_torque=jnp.where(valid, per_frame(torque), 0.0))
