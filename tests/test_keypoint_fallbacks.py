@@ -104,3 +104,33 @@ def test_layout_auto_with_zeros_for_undetected_joints(tmp_path, layout):
     person = hide(walking_person(30), ["nose", "left_eye", "left_ear"])        # a head turned away
     folder = write_openpose(tmp_path / layout, person, layout)
     assert kp_io.load_keypoints(folder, "openpose", image_size=(1920, 1080)).source_layout == layout
+
+
+@pytest.mark.parametrize("layout", ["coco", "body25", "body25b"])
+def test_every_fallback_is_reachable_and_follows_its_recipe(layout):
+    """For each alternative of Nose and Head: hide one keypoint of every better recipe (none of its own), and that
+    alternative builds the joint, flagged with its index."""
+    names = skeleton.SOURCE_LAYOUTS[layout]
+    rng = np.random.default_rng(0)
+    base = np.concatenate([rng.uniform(100, 900, (12, len(names), 2)), np.full((12, len(names), 1), 0.9)], -1)
+    raw = kp_io._RawFrames(people=[], names=[str(t) for t in range(12)], layout=layout, image_size=(1000, 1000))
+    for joint, alternatives in skeleton.head_fallbacks(layout).items():
+        j = J[joint]
+        recipes = [{names[s]: w for s, w in enumerate(skeleton.mapping_matrix(layout)[j]) if w}]
+        recipes += [r for _, r in alternatives]
+        for k in range(1, len(recipes)):
+            own = set(recipes[k])
+            hidden = set()
+            for better in recipes[:k]:
+                if not set(better) & hidden:
+                    candidates = sorted(set(better) - own)
+                    assert candidates, f"{layout} {joint}: alternative {k} can never be reached"
+                    hidden.add(candidates[0])
+            people = base.copy()
+            for name in hidden:
+                people[:, names.index(name), 2] = 0.0
+            raw.people = [[p] for p in people]
+            kp = kp_io.process(raw, smoothing=False)
+            assert (kp.fallback[:, j] == k).all(), (layout, joint, k, sorted(hidden))
+            expected = sum(w * people[:, names.index(n), :2] for n, w in recipes[k].items())
+            np.testing.assert_allclose(kp.pixels[:, j], expected, atol=1e-3)
