@@ -217,13 +217,14 @@ def test_the_runs_estimator_lifts_and_scores(full_run, tmp_path, capsys):
     last = len(history) - 1
     state, _ = estimator.load(workdir)
     assert int(state.step) > 0
-    keypoints = np.asarray(load_clips(["walk"])["walk"].joints[:40, :, :2] * 0.3, np.float32)  # any 2D will do
-    np.savez(tmp_path / "k.npz", keypoints2d=keypoints)
+    pixels = 500 + 300 * load_clips(["walk"])["walk"].joints[:40, :, 1:]                 # any 2D will do
+    np.savez(tmp_path / "k.npz", keypoints=pixels, image_size=[1000, 1000])
     out = tmp_path / "lifted.npz"
     assert cli.main(["lift", str(tmp_path / "k.npz"), "--format", "h36m", "--checkpoint", workdir,
                      "--out", str(out)]) == 0
     assert f"round {last} of the co-evolution run" in capsys.readouterr().out
-    lifted = np.load(out)["joints3d"]
+    data = np.load(out)
+    keypoints, lifted = data["keypoints2d"], data["joints3d"]
     np.testing.assert_allclose(lifted, estimator.predict(state, keypoints)["joints3d"], atol=1e-5)
     assert cli.main(["eval", "--dataset", "clips", "--checkpoint", workdir, "--round", "0"]) == 0
     text = capsys.readouterr().out

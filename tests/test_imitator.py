@@ -192,7 +192,8 @@ def test_small_output_layer_starts_from_the_pd_tracker(setup):
     norm = running_statistics.init_state(jax.ShapeDtypeStruct((imitator.env.observation_size,), jnp.float32))
 
     def mean_action(p):
-        return np.asarray(networks.policy_network.apply(norm, p, obs))[:, :imitator.env.action_size]
+        out = np.asarray(networks.policy_network.apply(norm, p, obs))
+        return out[0] if out.ndim == 3 else out[:, :imitator.env.action_size]  # (mean, std) with a log-std
 
     big, small = mean_action(params), mean_action(scale_output_layer(params, 0.01))
     assert np.abs(big).mean() > 0.1
