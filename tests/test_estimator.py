@@ -238,7 +238,7 @@ def test_data_parallel_update_matches_single_device(config):
     motion = sample_windows(jax.random.PRNGKey(4), pack_motions(list(load_clips(["walk"]).values())), 16, 9)
     kp, cam = pairs.random_camera_pairs(jax.random.PRNGKey(5), motion, state.spec)
     single, m1 = jax.jit(update)(state, {"keypoints2d": kp, "joints3d": cam})
-    replicated = jax.device_put_replicated(state, jax.devices()[:2])
+    replicated = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), state)  # one copy per device
     shard = lambda x: x.reshape((2, x.shape[0] // 2) + x.shape[1:])  # noqa: E731
     parallel, m2 = jax.pmap(lambda s, b: update(s, b, axis_name="data"), axis_name="data")(
         replicated, {"keypoints2d": shard(kp), "joints3d": shard(cam)})
