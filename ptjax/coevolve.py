@@ -457,26 +457,17 @@ class CoEvolution:
                 "train_takes_p_mpjpe_mm": train_eval["p_mpjpe"]}
         return state.replace(references=self.library(refs)), info
 
-    def rollout(self, state: CoEvolutionState, count: int) -> tuple[list[np.ndarray], dict, list[np.ndarray]]:
+    def rollout(self, state: CoEvolutionState, count: int
+                ) -> tuple[list[np.ndarray], dict, list[np.ndarray], Any]:
         """Fail-safe rollouts of the first `count` references: (simulated joints per take, summary, per-take
-        reset flags per frame)."""
+        reset flags per frame, the whole `RolloutResult`)."""
         result = self.imitator.evaluate(state.imitator, state.references)
         joints, lengths = np.asarray(result.joints), np.asarray(result.lengths)
         mask = np.asarray(result.reset_mask)
-        resets = mask.sum(1)[:count]
-        summary = result.summary()
-        takes = list(summary.pop("takes").values())[:count]
-        frames = np.array([t["frames"] for t in takes], float)
-        valid = np.arange(mask.shape[1])[None, :] < lengths[:count, None]
-        fell = np.asarray(result.fell_mask)[:count] & mask[:count]
-        summary = {"success_rate": float(np.mean([t["success"] for t in takes])), "resets": int(resets.sum()),
-                   "resets_fell": int(fell.sum()), "resets_drift": int(resets.sum() - fell.sum()),
-                   "mpjpe_mm": float(np.average([t["mpjpe_mm"] for t in takes], weights=frames)),
-                   "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in takes], weights=frames)),
-                   "residual_force_n": float(np.asarray(result.residual_force)[:count][valid].mean()),
-                   "residual_torque_nm": float(np.asarray(result.residual_torque)[:count][valid].mean())}
+        summary = result.summary(count=count)
+        summary.pop("takes")
         return ([joints[i, :lengths[i]] for i in range(count)], summary,
-                [mask[i, :lengths[i]] for i in range(count)])
+                [mask[i, :lengths[i]] for i in range(count)], result)
 
     def new_round_motion(self, previous: MotionBuffer, seqs: Sequence[np.ndarray], round_index: int
                          ) -> MotionBuffer:
@@ -542,7 +533,7 @@ class CoEvolution:
         state = state.replace(references=self.library(self.imitator.references(motions)))
         if self.config.refine_iterations:
             state, _ = self.learn(state, "imitator", int(self.config.refine_iterations), log, progress)
-        seqs, summary, flags = self.rollout(state, len(motions))
+        seqs, summary, flags, _ = self.rollout(state, len(motions))
         if self.config.refine_keep == "takes":
             kept = [seq for seq, f in zip(seqs, flags) if not f.any()]
         else:
@@ -590,20 +581,15 @@ class CoEvolution:
             panels["H: hallucinated"] = np.asarray(state.generated.joints[0, :g])
         return viz.animate_panels(panels, path, fps=self.fps, max_frames=int(self.config.gif_frames))
 
-    def physics_picture(self, state: CoEvolutionState, path: str) -> str | None:
-        """Take 0's reference (left) and I's fail-safe rollout of it (right), rendered by MuJoCo; None (and a
-        warning) where no GL backend is available: the round GIF's skeletons still show the motion."""
+    def physics_picture(self, result, references, path: str) -> str | None:
+        """Take 0's reference (left) and I's fail-safe rollout of it (`result`, the rollout E trains on, right),
+        rendered by MuJoCo; None (with a warning) where no GL backend is available: the round GIF's skeletons still
+        show the motion."""
         from ptjax import render
-        if not render.available()[0]:
-            import warnings
-            warnings.warn(f"{render.available()[1]}: no physics render; round GIFs show skeletons only",
-                          stacklevel=2)
-            return None
-        result = self.imitator.evaluate(state.imitator, state.references)
         n = int(result.lengths[0])
         return render.motion_video(self.imitator.humanoid.model, np.asarray(result.qpos[0, :n]), path, fps=self.fps,
-                                   reference_qpos=np.asarray(state.references.qpos[0, :n]),
-                                   max_frames=int(self.config.gif_frames))
+                                   reference_qpos=np.asarray(references.qpos[0, :n]),
+                                   max_frames=int(self.config.gif_frames), fallback=lambda: None)
 
 
 def smooth_motion(joints: np.ndarray, fps: float, root_sigma_s: float, pose_sigma_s: float) -> np.ndarray:
@@ -763,7 +749,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     current["imitator_training"] = {k: last[k] for k in ("reward", "episode_length",
                                                                            "episode_return") if k in last}
                 elif name == "rollout":
-                    seqs, summary, flags = co.rollout(state, len(co.takes))
+                    seqs, summary, flags, result = co.rollout(state, len(co.takes))
+                    if config.gif:
+                        physics = co.physics_picture(result, state.references,
+                                                     os.path.join(workdir, f"round_{r}_physics.gif"))
+                        if physics:
+                            current["physics_gif"] = os.path.basename(physics)
                     state = state.replace(imitated=co._replicate(co.new_round_motion(state.imitated, seqs, r)))
                     state, segments = co.fill_segments(state, seqs, flags)
                     current["imitator"] = {**summary, **segments}
@@ -780,9 +771,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     est_ckpt.save(est_ckpt.round_dir(workdir, r), state.estimator, config.estimator, step=r)
                     if config.gif:
                         current["gif"] = os.path.basename(co.picture(state, os.path.join(workdir, f"round_{r}.gif")))
-                        physics = co.physics_picture(state, os.path.join(workdir, f"round_{r}_physics.gif"))
-                        if physics:
-                            current["physics_gif"] = os.path.basename(physics)
                 current["phase_seconds"][name] = round(time.time() - t0, 2)
                 state = co._place(state)
                 if name == "evaluate":

@@ -533,15 +533,15 @@ def _head_joints(xy: np.ndarray, conf: np.ndarray, missing: np.ndarray, layout: 
     """Nose and Head frame by frame from the first recipe whose keypoints are all seen (the joint's own, then
     `skeleton.head_fallbacks`): {joint: (values (T, 2), NaN where none; confidence (T,); choice (T,) int8, -1
     where none)}."""
-    alternatives = skeleton.head_fallbacks(layout)
+    primary = skeleton.mapping_matrix(layout)
+    seen = np.where(missing[..., None], 0.0, xy)
     out = {}
-    for name, alts in alternatives.items():
+    for name, alts in skeleton.head_fallbacks(layout).items():
         j = skeleton.JOINT_INDEX[name]
-        rows = [skeleton.mapping_matrix(layout)[j]] + [skeleton.recipe_matrix(layout, r) for _, r in alts]
+        rows = [primary[j]] + [skeleton.recipe_matrix(layout, r) for _, r in alts]
         values = np.full((len(xy), 2), np.nan)
         confidence = np.zeros(len(xy))
         choice = np.full(len(xy), -1, np.int8)
-        seen = np.where(missing[..., None], 0.0, xy)
         for k, row in enumerate(rows):
             uses = row != 0
             ok = ~(missing[:, uses]).any(-1) & (choice < 0)

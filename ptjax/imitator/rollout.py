@@ -32,12 +32,15 @@ class RolloutResult:
     residual_force: jax.Array   # (N, T) magnitude of the residual root force applied over the step, N
     residual_torque: jax.Array  # (N, T) magnitude of the residual root torque, N m
 
-    def summary(self, names=None) -> dict:
-        """Per-take and mean tracking measures: resets, success (no reset = never deviating beyond the
-        termination criteria), G-MPJPE (global) and MPJPE (root-relative), in mm."""
-        lengths = np.asarray(self.lengths)
-        resets = np.asarray(self.reset_mask).sum(1)
-        sim, ref = np.asarray(self.joints), np.asarray(self.reference)
+    def summary(self, names=None, count: int | None = None) -> dict:
+        """Per-take and mean tracking measures over the first `count` takes (default all): resets (and how many
+        were falls), success (no reset = never deviating beyond the termination criteria), G-MPJPE (global) and
+        MPJPE (root-relative) in mm, and the mean residual root wrench."""
+        count = len(np.asarray(self.lengths)) if count is None else int(count)
+        lengths = np.asarray(self.lengths)[:count]
+        reset_mask = np.asarray(self.reset_mask)[:count]
+        resets = reset_mask.sum(1)
+        sim, ref = np.asarray(self.joints)[:count], np.asarray(self.reference)[:count]
         takes = {}
         for i, n in enumerate(lengths):
             s, r = sim[i, :n], ref[i, :n]
@@ -49,18 +52,18 @@ class RolloutResult:
         vals = list(takes.values())
         frames = np.array([t["frames"] for t in vals], float)
         valid = np.arange(sim.shape[1])[None, :] < lengths[:, None]
-        fell = np.asarray(self.fell_mask) & np.asarray(self.reset_mask)
+        fell = np.asarray(self.fell_mask)[:count] & reset_mask
         return {
             "success_rate": float(np.mean([t["success"] for t in vals])),
-            "resets": int(sum(t["resets"] for t in vals)),
+            "resets": int(resets.sum()),
             "resets_fell": int(fell.sum()),
-            "resets_drift": int(np.asarray(self.reset_mask).sum() - fell.sum()),
+            "resets_drift": int(resets.sum() - fell.sum()),
             "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in vals], weights=frames)),
             "mpjpe_mm": float(np.average([t["mpjpe_mm"] for t in vals], weights=frames)),
             # Mean magnitude of the residual root wrench (RFC) over every simulated frame: a body held up by it,
             # rather than by its feet, shows here (its weight is about 690 N).
-            "residual_force_n": float(np.asarray(self.residual_force)[valid].mean()),
-            "residual_torque_nm": float(np.asarray(self.residual_torque)[valid].mean()),
+            "residual_force_n": float(np.asarray(self.residual_force)[:count][valid].mean()),
+            "residual_torque_nm": float(np.asarray(self.residual_torque)[:count][valid].mean()),
             "takes": takes,
         }
 
