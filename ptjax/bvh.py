@@ -249,8 +249,13 @@ def _parse_joint(tok: _Tokens, name: str, parent: int, joints: list) -> None:
         word = tok.next(f"'}}' closing joint {name!r}")
 
 
-def parse_bvh(path: str) -> tuple[list[dict], np.ndarray, float]:
-    """Parse a BVH file: (joints [{name, parent, offset, channels}], motion (T, num_channels), frame time seconds)."""
+def parse_bvh(path: str, extra_lines: str = "error") -> tuple[list[dict], np.ndarray, float]:
+    """Parse a BVH file: (joints [{name, parent, offset, channels}], motion (T, num_channels), frame time seconds).
+
+    Motion lines beyond the declared frame count are an error, or with `extra_lines="drop"` dropped with a warning
+    (some exporters write one more line than they declare)."""
+    if extra_lines not in ("error", "drop"):
+        raise ValueError(f"extra_lines must be 'error' or 'drop', got {extra_lines!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no BVH file {path!r}")
     try:
@@ -283,6 +288,10 @@ def parse_bvh(path: str) -> tuple[list[dict], np.ndarray, float]:
     if len(data_lines) < num_frames:
         raise ValueError(f"BVH file {path!r} is truncated: header says {num_frames} frames, "
                          f"found {len(data_lines)} motion lines")
+    if len(data_lines) > num_frames and extra_lines == "drop":
+        warnings.warn(f"BVH file {path!r}: {len(data_lines) - num_frames} motion line(s) beyond the {num_frames} "
+                      "frames declared, dropped", stacklevel=2)
+        data_lines = data_lines[:num_frames]
     if len(data_lines) > num_frames:
         n = data_lines[num_frames][0]
         raise ValueError(f"BVH file {path!r}, line {n}: more motion lines than the {num_frames} frames declared")

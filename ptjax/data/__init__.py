@@ -1,4 +1,4 @@
-"""Motion data: the `Motion` type, the bundled real mocap clips, and windowing utilities."""
+"""Motion data: the `Motion` type, the bundled real mocap clips, more converted real motion, and windowing."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ TRAIN_CLIPS: tuple[str, ...] = (
 )
 
 
+# The larger split (`ptjax.data.sources`: 8.8x the bundled frames). Its held-out clips add other subjects doing other
+# motions than any training take (CMU subject 1 on a playground, a boxer); its training clips add a 4- and a
+# 2-minute captured take and five climbing sequences. As before, the co-evolution sees only the training clips' 2D.
+MORE_TRAIN_CLIPS: tuple[str, ...] = ("capture_a", "capture_b", "climb_0", "climb_1", "climb_2", "climb_3", "climb_4")
+MORE_HELDOUT_CLIPS: tuple[str, ...] = ("cmu_01_01", "boxing")
+LARGE_TRAIN_CLIPS: tuple[str, ...] = TRAIN_CLIPS + MORE_TRAIN_CLIPS
+LARGE_HELDOUT_CLIPS: tuple[str, ...] = HELDOUT_CLIPS + MORE_HELDOUT_CLIPS
+
+
 def clip_files() -> dict[str, str]:
     """Clip name -> path of the bundled DeepMimic files ('walk', 'run', ..., 'walker_turn_left0', ...)."""
     paths = sorted(glob.glob(os.path.join(CLIPS_DIR, "humanoid3d_*.txt")) +
@@ -38,15 +47,23 @@ def _load_all() -> tuple[tuple[str, Motion], ...]:
 
 
 def load_clips(names=None) -> dict[str, Motion]:
-    """The 20 bundled real mocap clips (DeepMimic, from CMU/SFU mocap) as H36M-17 world joints, Z-up, metres."""
+    """Clips as H36M-17 world joints, Z-up, metres: by default the 20 bundled DeepMimic clips (from CMU/SFU mocap);
+    named clips may also be converted ones (`ptjax.data.sources`, e.g. LARGE_TRAIN_CLIPS)."""
     clips = dict(_load_all())
     if names is None:
         return clips
+    from ptjax.data import sources
+    if any(n not in clips for n in names):
+        more = {n for n in names if n in sources.SOURCES}
+        if more:
+            clips.update(sources.load_more_motion(sorted(more)))
     missing = [n for n in names if n not in clips]
     if missing:
-        raise ValueError(f"unknown clip name(s) {missing}; bundled clips: {sorted(clips)}")
+        raise ValueError(f"unknown clip name(s) {missing}; bundled clips: {sorted(clips)}; converted clips: "
+                         f"{sorted(sources.SOURCES)}")
     return {n: clips[n] for n in names}
 
 
-__all__ = ["Motion", "MotionBuffer", "pack_motions", "sample_windows", "TRAIN_CLIPS", "HELDOUT_CLIPS", "load_clips", "clip_files", "make_windows", "centered_windows", "pad_edges", "window_starts",
+__all__ = ["Motion", "MotionBuffer", "pack_motions", "sample_windows", "TRAIN_CLIPS", "HELDOUT_CLIPS", "load_clips",
+           "MORE_TRAIN_CLIPS", "MORE_HELDOUT_CLIPS", "LARGE_TRAIN_CLIPS", "LARGE_HELDOUT_CLIPS", "clip_files", "make_windows", "centered_windows", "pad_edges", "window_starts",
            "CLIPS_DIR"]
