@@ -59,6 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.pairs.focal = camera.POSETRIPLET_FOCAL
     c.pairs.view_half = camera.VIRTUAL_FOV_HALF  # keep every joint within |u|, |v| <= this (pushes camera back)
     c.pairs.min_depth = 1.0            # metres: nearest allowed joint depth
+    c.pairs.detector_noise_fraction = 0.0  # share of pairs whose 2D gets detector-like errors (ptjax.detector_noise)
     c.pairs.camera = ml_collections.ConfigDict()
     ranges = camera.CameraRanges()
     c.pairs.camera.x = tuple(ranges.x)
@@ -139,6 +140,7 @@ class Spec:
     flip: bool
     chunk: int
     compute_dtype: str = "float32"
+    detector_noise_fraction: float = 0.0
 
     @property
     def receptive_field(self) -> int:
@@ -178,6 +180,13 @@ def _positive(value, name: str, integer: bool = False, allow_zero: bool = False)
         raise ValueError(f"config {name} must be a {'non-negative' if allow_zero else 'positive'} {kind}, "
                          f"got {value!r}")
     return int(value) if integer else float(value)
+
+
+def _fraction(value, name: str) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    if not ok:
+        raise ValueError(f"config {name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def spec_from_config(config: ml_collections.ConfigDict) -> Spec:
@@ -235,6 +244,7 @@ def spec_from_config(config: ml_collections.ConfigDict) -> Spec:
         flip=bool(config.predict.flip),
         chunk=_positive(config.predict.chunk, "predict.chunk", integer=True),
         compute_dtype=compute_dtype,
+        detector_noise_fraction=_fraction(p.get("detector_noise_fraction", 0.0), "pairs.detector_noise_fraction"),
     )
 
 

@@ -10,7 +10,8 @@ Data, all packed once into device arrays (`MotionBuffer`) and sampled inside jit
 
 Each host call runs `train.steps_per_call` steps in one `lax.scan`. Every `log_every` steps the mean metrics go to
 TensorBoard (WORKDIR/tb); every `eval_every` steps and at the end the held-out clips (`data.heldout_clips`, default
-`ptjax.data.HELDOUT_CLIPS`) seen by fixed cameras are scored (`evaluate`) and written to WORKDIR/metrics.json;
+`ptjax.data.HELDOUT_CLIPS`) seen by fixed cameras are scored (`evaluate`), from their clean 2D and from a fixed
+detector-like corruption of it (`ptjax.detector_noise`, row "detector_like"), and written to WORKDIR/metrics.json;
 checkpoints every `checkpoint_every` steps and at the end. `resume=True` continues from the latest checkpoint with
 the same PRNG stream, so an interrupted run ends where an uninterrupted one would.
 """
@@ -28,7 +29,7 @@ import ml_collections
 import numpy as np
 
 from ptjax import checkpoint as ckpt_lib
-from ptjax import skeleton
+from ptjax import detector_noise, skeleton
 from ptjax.data import HELDOUT_CLIPS, TRAIN_CLIPS, Motion, MotionBuffer, load_clips, pack_motions, sample_windows
 from ptjax.data.takes import make_takes
 from ptjax.estimator import checkpoints, inference as predict_lib
@@ -227,13 +228,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     start_time, trained_steps = time.time(), 0
     window: dict[str, list] = {}
 
+    detector_takes = detector_noise.detector_like_takes(takes)
+
     def evaluate_now(step: int) -> dict:
         result = predict_lib.evaluate(state, takes)
+        detector = predict_lib.evaluate(state, detector_takes)
         row = {"step": step, "mean": _summary_row(result), "all": {k: round(v, 4) for k, v in result["all"].items()},
+               "detector_like": _summary_row(detector),
                "takes": {name: {k: round(v, 4) for k, v in r.items()} for name, r in result["takes"].items()}}
         record["eval"] = [e for e in record["eval"] if e["step"] != step] + [row]
         for k, v in result["mean"].items():
             writer.add_scalar(f"heldout/{k}", v, step)
+        for k, v in detector["mean"].items():
+            writer.add_scalar(f"heldout_detector_like/{k}", v, step)
         _write_json(metrics_path, record)
         return row
 
@@ -289,4 +296,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     print(f"held-out ({len(takes)} takes): MPJPE {row['mean']['mpjpe']:.1f} mm, P-MPJPE {row['mean']['p_mpjpe']:.1f} mm,"
           f" N-MPJPE {row['mean']['n_mpjpe']:.1f} mm, PCK {100 * row['mean']['pck']:.1f} %, "
           f"AUC {100 * row['mean']['auc']:.1f} %  ({wall:.0f} s)")
+    print(f"held-out, detector-like 2D: MPJPE {row['detector_like']['mpjpe']:.1f} mm, "
+          f"P-MPJPE {row['detector_like']['p_mpjpe']:.1f} mm")
     return record

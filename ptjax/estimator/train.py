@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from ptjax import detector_noise
 from ptjax.estimator import adversary, pairs
 from ptjax.estimator.config import Spec, spec_from_config
 from ptjax.estimator.model import pose_net, traj_net
@@ -255,6 +256,16 @@ def make_training_pairs(state: EstimatorState, rng: jax.Array, batch: dict, axis
                      f"got keys {sorted(batch)}")
 
 
+def detector_like_inputs(rng: jax.Array, kp: jax.Array, fraction: float, axis_name=None) -> jax.Array:
+    """Give a `fraction` of the 2D windows (B, T, 17, 2) detector-like errors, filled as `ptjax lift` fills them
+    (`ptjax.detector_noise`); the 3D targets stay clean, so PoseNet learns to see through the errors."""
+    keys = _sample_keys(rng, kp.shape[0], axis_name)
+    noisy = jax.vmap(lambda k, x: detector_noise.corrupt_and_fill(k, x[None], detector_noise.DetectorNoise())[0])(
+        keys, kp)
+    chosen = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, 1)) < fraction)(keys)
+    return jnp.where(chosen[:, None, None, None], noisy, kp)
+
+
 # --- the step -------------------------------------------------------------------------------------------------------
 
 def pose_loss(pred: jax.Array, target: jax.Array, kind: str) -> jax.Array:
@@ -277,6 +288,8 @@ def update(state: EstimatorState, batch: dict, axis_name: str | None = None):
         index = jax.lax.axis_index(axis_name)
         k_drop_pose, k_drop_traj = (jax.random.fold_in(k, index) for k in (k_drop_pose, k_drop_traj))
     kp, cam, adv_update, metrics, finite = make_training_pairs(state, k_pairs, batch, axis_name)
+    if spec.detector_noise_fraction > 0:
+        kp = detector_like_inputs(jax.random.fold_in(k_pairs, 7), kp, spec.detector_noise_fraction, axis_name)
 
     centre = cam[:, spec.receptive_field // 2]
     pose_target = centre - centre[:, :1]
