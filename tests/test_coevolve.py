@@ -86,6 +86,7 @@ def test_round_loop_writes_metrics_checkpoints_and_pictures(full_run):
         e, i = rec["estimator"], rec["imitator"]
         assert all(np.isfinite(e[k]) and e[k] > 0 for k in ("mpjpe_mm", "p_mpjpe_mm"))
         assert e["p_mpjpe_mm"] <= e["mpjpe_mm"] + 1e-6
+        assert np.isfinite(e["detector_like_p_mpjpe_mm"]) and e["detector_like_p_mpjpe_mm"] > 0
         assert 0.0 <= i["success_rate"] <= 1.0 and np.isfinite(i["mpjpe_mm"])
         assert os.path.isfile(os.path.join(workdir, rec["gif"]))
         assert set(rec["phase_seconds"]) == set(coevolve.phases_of_round(config, rec["round"]))

@@ -137,3 +137,15 @@ def test_data_list_shows_every_clip_with_its_licence(capsys):
     assert {r["name"] for r in rows} == set(load_clips()) | set(sources.SOURCES)
     assert all(r["licence"] and r["source"] for r in rows)
     assert {r["split"] for r in rows if r["name"] in MORE_HELDOUT_CLIPS} == {"large:held-out"}
+
+
+def test_long_clips_become_evenly_spaced_takes_of_one_length():
+    from ptjax.config import load_config
+    from ptjax.data.takes import chunk_motions
+    clips = load_clips(["capture_b", "walk"])
+    pieces = chunk_motions(clips, 150, 3, fps=30.0)
+    assert list(pieces) == ["capture_b@0", "capture_b@1897", "capture_b@3794", "walk"]
+    np.testing.assert_array_equal(pieces["capture_b@1897"].joints, clips["capture_b"].joints[1897:2047])
+    assert {m.num_frames for n, m in pieces.items() if "@" in n} == {150}
+    config = load_config("configs/demo.py:large")
+    assert set(config.data.heldout_clips) == set(LARGE_HELDOUT_CLIPS) and config.data.chunks_per_clip == 3

@@ -53,3 +53,21 @@ def make_takes(motions: Mapping[str, Motion], num_cameras: int = 4, fps: float |
                               joints_cam=np.asarray(joints_cam, np.float32),
                               rotation=np.asarray(cam.rotation), position=np.asarray(cam.position)))
     return takes
+
+
+def chunk_motions(motions: Mapping[str, Motion], frames: int, per_clip: int, fps: float | None = None
+                  ) -> dict[str, Motion]:
+    """Long clips as `per_clip` evenly spaced pieces of `frames` frames (named "clip@start"), so minutes of
+    motion become several takes of one compiled length; clips no longer than `frames` stay whole."""
+    if frames < 1 or per_clip < 1:
+        raise ValueError(f"chunk_motions needs frames >= 1 and per_clip >= 1, got {frames}, {per_clip}")
+    out = {}
+    for name, motion in motions.items():
+        m = motion.resample(fps) if fps else motion
+        if m.num_frames <= frames:
+            out[name] = m
+            continue
+        starts = np.unique(np.round(np.linspace(0, m.num_frames - frames, per_clip)).astype(int))
+        for s in starts:
+            out[f"{name}@{s}"] = m.with_joints(m.joints[s:s + frames], name=f"{name}@{s}")
+    return out
