@@ -28,6 +28,7 @@ from _common import device_info, emit
 ROUND_FIELDS = {
     "heldout_mpjpe_mm": ("estimator", "mpjpe_mm"),
     "heldout_p_mpjpe_mm": ("estimator", "p_mpjpe_mm"),
+    "heldout_detector_like_p_mpjpe_mm": ("estimator", "detector_like_p_mpjpe_mm"),
     "imitator_success_rate": ("imitator", "success_rate"),
     "imitator_mpjpe_mm": ("imitator", "mpjpe_mm"),
     "imitator_resets": ("imitator", "resets"),
