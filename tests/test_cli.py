@@ -10,7 +10,9 @@ from ptjax.config import apply_overrides, split_overrides
 def test_data_list_and_show(tmp_path, capsys):
     assert cli.main(["data", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 20 and sum(r["frames"] for r in rows) == 1810
+    bundled = [r for r in rows if r["split"] in ("train", "held-out")]
+    assert len(bundled) == 20 and sum(r["frames"] for r in bundled) == 1810
+    assert len(rows) == 29 and sum(r["frames"] for r in rows) == 1810 + 15973
     gif = tmp_path / "walk.gif"
     assert cli.main(["data", "show", "walk", "--gif", str(gif), "--max-frames", "8"]) == 0
     assert gif.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
