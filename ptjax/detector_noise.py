@@ -100,7 +100,7 @@ def _ar1(rng, shape, correlation: float) -> jax.Array:
 def fill_and_smooth(kp: jax.Array, missing: jax.Array) -> jax.Array:
     """Jittable version of lift's gap filling (linear in time, held at the ends) and 5-frame smoothing.
     kp (B, T, 17, 2), missing (B, T, 17) -> (B, T, 17, 2); a joint missing in every frame keeps its values."""
-    b, t = missing.shape[:2]
+    t = missing.shape[1]
     idx = jnp.broadcast_to(jnp.arange(t)[None, :, None], missing.shape)
     valid = ~missing
     prev = jax.lax.cummax(jnp.where(valid, idx, -1), axis=1)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from ptjax import skeleton
+from ptjax.data.deepmimic import HEAD_OFFSET, NOSE_OFFSET, Y_UP_TO_Z_UP
 from ptjax.data.motion import Motion
 
-# Y-up file axes -> Z-up world: +90 degrees about x.
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-NOSE_UP_FORWARD = (0.10, 0.06)
-HEAD_UP_FORWARD = (0.22, 0.02)
+# The DeepMimic conversion's offsets in the neck frame (x forward, y up), as (up, forward).
+NOSE_UP_FORWARD = (float(NOSE_OFFSET[1]), float(NOSE_OFFSET[0]))
+HEAD_UP_FORWARD = (float(HEAD_OFFSET[1]), float(HEAD_OFFSET[0]))
 ANKLE_HEIGHT = 0.055   # the bundled walking clips' ankle height when the foot is down (5th percentile), m
 TARGET_FPS = 30.0
 

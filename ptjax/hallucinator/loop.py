@@ -94,9 +94,8 @@ def report(state: HallucinatorState, train_motions, heldout_motions=None, seed: 
     Returns (results dict, the sampled Motions).
     """
     config = state.config
-    if heldout_motions is None:
-        heldout_motions = load_clips(tuple(config.data.get("heldout_clips", HELDOUT_CLIPS)))
-    heldout = heldout_motions
+    heldout = (load_clips(tuple(config.data.get("heldout_clips", HELDOUT_CLIPS))) if heldout_motions is None
+               else heldout_motions)
     train = _resampled(train_motions, config.fps)
     held = _resampled(heldout, config.fps)
     window, stride = config.measures.window, config.measures.stride
