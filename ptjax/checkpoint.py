@@ -4,7 +4,8 @@ A state is saved as one PyTree item (`StandardSave`), so any `flax.struct.datacl
 hallucinator, the co-evolution state) round-trips exactly; restore needs a template of the same structure (e.g. from
 `init`) to get the types and shardings back. Saves are synchronous so a SIGKILL right after `save` returns never
 leaves a half-written latest checkpoint; orbax writes to a temporary folder and renames it, so a kill during a save
-leaves the previous checkpoint as the latest.
+leaves the previous checkpoint as the latest. In a multi-process job (`ptjax.distributed`) every process calls
+`save` and `restore` (orbax writes each array once) and process 0 alone writes the sidecar.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from ptjax import parallel
+
 
 def _manager(directory: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
@@ -25,11 +28,9 @@ def _manager(directory: str, max_to_keep: int | None = 3) -> ocp.CheckpointManag
 
 
 def _check_finite(state: Any) -> None:
-    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        if hasattr(leaf, "dtype") and jax.numpy.issubdtype(leaf.dtype, jax.numpy.inexact):
-            if not bool(np.all(np.isfinite(np.asarray(leaf)))):
-                raise FloatingPointError(
-                    f"refusing to checkpoint non-finite values at {jax.tree_util.keystr(path)}")
+    bad = parallel.nonfinite_paths(state)
+    if bad:
+        raise FloatingPointError(f"refusing to checkpoint non-finite values at {bad[0]}")
 
 
 def _is_empty(leaf) -> bool:
@@ -51,7 +52,7 @@ def save(directory: str, step: int, state: Any, metadata: dict | None = None, ma
             mngr.delete(step)  # saving the same step again replaces it
         mngr.save(step, args=ocp.args.StandardSave(_fill_empty(state)), force=True)
         mngr.wait_until_finished()
-    if metadata is not None:
+    if metadata is not None and jax.process_index() == 0:  # one writer in a multi-process job
         path = os.path.join(directory, f"metadata_{step}.json")
         tmp = path + ".tmp"
         with open(tmp, "w") as f:

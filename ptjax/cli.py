@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "ptjax.estimator.cli",
     "ptjax.hallucinator.cli",
     "ptjax.coevolve_cli",
+    "ptjax.launch",
 )
 
 
@@ -73,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         use_cpu_cores()
+        if hasattr(args, "coordinator"):  # a command that can run as one process of a larger job
+            from ptjax import distributed
+            distributed.initialize_from_args(args)
+            return int(distributed.fail_fast(lambda: args.func(args, overrides), f"ptjax {args.command}") or 0)
         return int(args.func(args, overrides) or 0)
     except ValueError as e:
         print(f"ptjax {args.command}: error: {e}", file=sys.stderr)

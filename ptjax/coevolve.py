@@ -681,10 +681,9 @@ def _headline(phase: str) -> tuple[str, ...]:
 
 
 def _check_finite(tree, what: str) -> None:
-    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        leaf = np.asarray(leaf)
-        if np.issubdtype(leaf.dtype, np.inexact) and not np.all(np.isfinite(leaf)):
-            raise FloatingPointError(f"non-finite {what} state at {jax.tree_util.keystr(path)}")
+    bad = parallel.nonfinite_paths(tree)
+    if bad:
+        raise FloatingPointError(f"non-finite {what} state at {bad[0]}")
 
 
 def phases_of_round(config, round_index: int) -> list[str]:
@@ -703,6 +702,8 @@ def phases_of_round(config, round_index: int) -> list[str]:
 # --- the driver -----------------------------------------------------------------------------------------------------
 
 def _write_json(path: str, data) -> None:
+    if jax.process_index() != 0:  # one writer per job (ptjax.distributed)
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=2, default=ckpt_lib._json_default)
@@ -713,8 +714,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
         stop_after: tuple[int, str] | None = None) -> list[dict]:
     """Round 0 and `config.num_rounds` rounds (module docstring). Writes WORKDIR/metrics.json (one entry per
     round), WORKDIR/tensorboard, WORKDIR/round_N.gif, WORKDIR/checkpoints (every phase boundary). `stop_after`
-    (round, phase) returns right after that phase's checkpoint, as a kill there would leave the workdir."""
+    (round, phase) returns right after that phase's checkpoint, as a kill there would leave the workdir.
+
+    In a multi-process job (`ptjax.distributed`) every process runs this with the same arguments and a shared
+    WORKDIR; process 0 alone writes the files, every process joins the checkpoints."""
     from tensorboardX import SummaryWriter
+
+    main = jax.process_index() == 0
+    progress = progress and main
 
     co = CoEvolution.create(config)
     os.makedirs(workdir, exist_ok=True)
@@ -731,11 +738,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
         meta = ckpt_lib.load_metadata(ckdir, latest)
         if meta is None:
             raise FileNotFoundError(f"checkpoint {latest} in {ckdir!r} has no metadata sidecar")
-    elif resume:
+    elif resume and main:
         print(f"coevolve: no checkpoint in {workdir!r}; starting a new run")
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
-    writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if main else _NoWriter()
 
     def log(phase, metrics):
         step = meta["learner_steps"].get(phase, 0) + 1
@@ -767,7 +774,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                                                                            "episode_return") if k in last}
                 elif name == "rollout":
                     seqs, summary, flags, result = co.rollout(state, len(co.takes))
-                    if config.gif:
+                    if config.gif and main:
                         physics = co.physics_picture(result, state.references,
                                                      os.path.join(workdir, f"round_{r}_physics.gif"))
                         if physics:
@@ -786,7 +793,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     # Each round's estimator as a stand-alone estimator workdir (`ptjax lift/eval --checkpoint`).
                     from ptjax.estimator import checkpoints as est_ckpt
                     est_ckpt.save(est_ckpt.round_dir(workdir, r), state.estimator, config.estimator, step=r)
-                    if config.gif:
+                    if config.gif and main:
                         current["gif"] = os.path.basename(co.picture(state, os.path.join(workdir, f"round_{r}.gif")))
                 current["phase_seconds"][name] = round(time.time() - t0, 2)
                 state = co._place(state)
@@ -808,6 +815,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
         writer.close()
     _write_json(os.path.join(workdir, "metrics.json"), meta["history"])
     return meta["history"]
+
+
+class _NoWriter:
+    """TensorBoard's writer for the processes that do not write (all but process 0)."""
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 def _log_round(writer, record: dict) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ptjax import distributed
+
 
 def _run(args, overrides) -> int:
     from ptjax import coevolve
@@ -10,8 +12,9 @@ def _run(args, overrides) -> int:
     if "coevolve" in config:  # a config file may hold several sections
         config = config.coevolve
     history = coevolve.run(config, args.workdir, resume=args.resume, progress=not args.quiet)
-    print(coevolve.format_table(history))
-    print(where_the_results_are(args.workdir, history))
+    if distributed.is_main():
+        print(coevolve.format_table(history))
+        print(where_the_results_are(args.workdir, history))
     return 0
 
 
@@ -38,4 +41,5 @@ def register(subparsers) -> None:
     p.add_argument("--workdir", required=True, help="output folder: metrics.json, checkpoints/, tensorboard/, GIFs")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --workdir")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    distributed.add_arguments(p)
     p.set_defaults(func=_run)

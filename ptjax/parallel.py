@@ -55,10 +55,12 @@ def replicate(tree, mesh: Mesh):
     return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
 
 
-def stack(per_device: Callable[[int], object], mesh: Mesh):
-    """Build row d of a stacked state with `per_device(d)` (traced d), placed on the mesh."""
+def stack(per_device: Callable, mesh: Mesh, *args):
+    """Build row d of a stacked state with `per_device(d, *args)` (traced d), placed on the mesh. Arrays go in as
+    `args`, not closed over: a multi-process job's global arrays cannot be baked into a program as constants."""
     n = num_devices(mesh)
-    return shard_stacked(jax.jit(jax.vmap(per_device))(jnp.arange(n)), mesh)
+    rows = jax.jit(jax.vmap(per_device, in_axes=(0,) + (None,) * len(args)))(jnp.arange(n), *args)
+    return shard_stacked(rows, mesh)
 
 
 def unstack(tree, index: int = 0):
@@ -87,3 +89,22 @@ def data_parallel(update: Callable, mesh: Mesh, num_replicated_args: int = 1, do
         return new_state, jax.tree_util.tree_map(lambda x: x[0], metrics)
 
     return call
+
+
+@jax.jit
+def _finite_flags(leaves):
+    return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]) if leaves else jnp.ones((0,), bool)
+
+
+def nonfinite_paths(tree) -> list[str]:
+    """The paths of the floating-point leaves of `tree` holding a NaN or an infinity. Arrays this process cannot read
+    whole (a multi-process job's global arrays) are checked by one jitted reduction that every process joins."""
+    pairs = [(jax.tree_util.keystr(path), leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+             if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jnp.inexact) and int(np.size(leaf))]
+    local = [getattr(leaf, "is_fully_addressable", True) for _, leaf in pairs]
+    flags = [bool(np.all(np.isfinite(np.asarray(leaf)))) if ok else None for (_, leaf), ok in zip(pairs, local)]
+    spread = [leaf for (_, leaf), ok in zip(pairs, local) if not ok]
+    if spread:  # only here does it cost a compile
+        it = iter(np.asarray(_finite_flags(spread)).tolist())
+        flags = [next(it) if f is None else f for f in flags]
+    return [path for (path, _), ok in zip(pairs, flags) if not ok]

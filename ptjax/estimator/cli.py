@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from ptjax import distributed
+
 
 def _train(args, overrides) -> int:
     from ptjax.config import get_config
@@ -44,4 +46,5 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in WORKDIR")
     p.add_argument("--pairs", help=".npz with keypoints2d (N, T, 17, 2) and joints3d (N, T, 17, 3, camera frame)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed.add_arguments(p)
     p.set_defaults(func=_train)

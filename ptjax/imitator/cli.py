@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+from ptjax import distributed
+
 
 def _video(imitator, state, library, names, path):
     """Per take: the reference pose (left) and the simulated body (right) rendered by MuJoCo; skeleton drawings
@@ -75,6 +77,7 @@ def register(subparsers) -> None:
     p.add_argument("--workdir", required=True)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
     p.add_argument("--video", help="after training, write reference vs simulation rendered by MuJoCo (.gif or .mp4)")
+    distributed.add_arguments(p)
     p.set_defaults(func=_train)
     p = sub.add_parser("eval", help="fail-safe rollout of a trained policy over its takes")
     p.add_argument("--workdir", required=True)

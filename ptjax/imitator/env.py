@@ -195,7 +195,9 @@ class TrackingEnv:
         self.config = config or default_config()
         self._validate()
         self.weights, self.kernels = resolve_reward(self.config)
-        self.mjx_model = mjx.put_model(humanoid.model, impl="jax")
+        # This process's first device: MJX's default, jax.devices()[0], belongs to process 0 in a multi-process job.
+        device = jax.local_devices()[0]
+        self.mjx_model = mjx.put_model(humanoid.model, impl="jax", device=device)
         self.tree = kinematic_tree(humanoid)
         self.nu = humanoid.nu
         self.hinge_adr = jnp.asarray(humanoid.hinge_qpos_adr)
@@ -210,7 +212,7 @@ class TrackingEnv:
         d = mujoco.MjData(humanoid.model)
         d.qpos[:] = humanoid.rest_qpos()
         mujoco.mj_forward(humanoid.model, d)
-        self._data_template = mjx.put_data(humanoid.model, d, impl="jax")
+        self._data_template = mjx.put_data(humanoid.model, d, impl="jax", device=device)
         self._rest_qpos = jnp.asarray(humanoid.rest_qpos(), jnp.float32)
 
     def _validate(self):

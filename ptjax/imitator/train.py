@@ -88,7 +88,7 @@ class Imitator:
     def init(self, rng: jax.Array, library: ReferenceLibrary) -> PPOState:
         local = self.config.num_envs // self.num_devices
         lib = parallel.replicate(library, self.mesh)
-        return parallel.stack(lambda d: self.ppo.init(rng, lib, local, d * local), self.mesh)
+        return parallel.stack(lambda d, rng, lib: self.ppo.init(rng, lib, local, d * local), self.mesh, rng, lib)
 
     @property
     def update(self):
