@@ -726,18 +726,26 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
     co = CoEvolution.create(config)
     os.makedirs(workdir, exist_ok=True)
     ckdir = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    state = co.init(jax.random.PRNGKey(int(config.seed)))
-    meta = {"round": 0, "next_phase": 0, "checkpoint": 0, "history": [], "current": {}, "learner_steps": {}}
+    meta = {"round": 0, "next_phase": 0, "checkpoint": 0, "history": [], "current": {}, "learner_steps": {},
+            "num_devices": co.num_devices}
     latest = ckpt_lib.latest_step(ckdir) if os.path.isdir(ckdir) else None
     if latest is not None:
         if not resume:
             raise FileExistsError(f"{workdir!r} already holds a run's checkpoints: pass --resume to continue it, "
                                   "or choose a new workdir")
-        state, _ = ckpt_lib.restore(ckdir, state, latest)
-        state = co._place(state)
         meta = ckpt_lib.load_metadata(ckdir, latest)
         if meta is None:
             raise FileNotFoundError(f"checkpoint {latest} in {ckdir!r} has no metadata sidecar")
+        written_on = meta.setdefault("num_devices", co.num_devices)  # older runs did not record it
+        if written_on != co.num_devices:
+            raise ValueError(f"{workdir!r} was checkpointed on {written_on} devices and this job has "
+                             f"{co.num_devices}: I's state holds one row of humanoids per device, so resume with "
+                             f"{written_on} devices in total, split over any number of processes (num_devices="
+                             f"{written_on}, or PTJAX_CPU_DEVICES on CPU)")
+    state = co.init(jax.random.PRNGKey(int(config.seed)))
+    if latest is not None:
+        state, _ = ckpt_lib.restore(ckdir, state, latest)
+        state = co._place(state)
     elif resume and main:
         print(f"coevolve: no checkpoint in {workdir!r}; starting a new run")
     _write_json(os.path.join(workdir, "config.json"), config.to_dict())

@@ -137,10 +137,11 @@ def fail_fast(run: Callable[[], int], what: str = "ptjax") -> int:
     except Exception as error:  # noqa: BLE001
         me, n = jax.process_index(), jax.process_count()
         if is_peer_failure(error):
+            print(f"{what}: process {me} of {n}: a collective failed ({str(error).splitlines()[0][:300]}); asking "
+                  "the coordinator which process is gone", file=sys.stderr, flush=True)
             lost = lost_processes()
             who = f"process(es) {', '.join(map(str, lost))}" if lost else "another process"
-            print(f"{what}: process {me} of {n} stops: lost {who} of the job "
-                  f"({type(error).__name__}: {str(error).splitlines()[0][:300]})", file=sys.stderr, flush=True)
+            print(f"{what}: process {me} of {n} stops: lost {who} of the job", file=sys.stderr, flush=True)
             os._exit(EXIT_LOST_PEER)
         if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)):
             print(f"{what}: error (process {me} of {n}): {error}", file=sys.stderr, flush=True)

@@ -91,6 +91,15 @@ def data_parallel(update: Callable, mesh: Mesh, num_replicated_args: int = 1, do
     return call
 
 
+def agree(flag: bool) -> bool:
+    """Process 0's value of a host-side decision (a time limit reached, ...), so every process of a multi-process job
+    takes the same branch; the flag itself in a single process."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(bool(flag))))
+
+
 @jax.jit
 def _finite_flags(leaves):
     return jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]) if leaves else jnp.ones((0,), bool)

@@ -1,17 +1,26 @@
-"""Co-evolution: the sharded step on 1 and 4 devices, the whole round loop, and kill-and-resume."""
+"""Co-evolution: the sharded step on 1 and 2 devices, the whole round loop, and kill-and-resume, in one process and
+as a job of two processes on JAX's distributed runtime (CPU collectives over gloo).
+
+The round-loop tests run on 2 devices (of the 4 conftest forces), the layout a 2-process job with 1 device each
+must reproduce; they share compiled programs through the persistent cache."""
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
 import pytest
 
-from ptjax import coevolve
+from ptjax import coevolve, launch
 from ptjax.config import get_config
 from ptjax.data import load_clips
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "smoke.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def smoke_config(**overrides):
@@ -31,7 +40,7 @@ def _with_motion(co, state):
 
 def _comparable(history):
     """Round records without wall-clock fields."""
-    drop = ("phase_seconds", "round_seconds", "gif")
+    drop = ("phase_seconds", "round_seconds", "gif", "physics_gif")
     return [{k: v for k, v in rec.items() if k not in drop} for rec in history]
 
 
@@ -46,17 +55,20 @@ def _differences(a, b, path="") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
+DEVICES = 2
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("coevolve_full"))
-    history = coevolve.run(smoke_config(), workdir, progress=False)
+    history = coevolve.run(smoke_config(num_devices=DEVICES), workdir, progress=False)
     return workdir, history
 
 
-def test_one_and_four_devices_take_the_same_steps():
-    assert len(jax.devices()) >= 4, "conftest forces 4 host devices"
+def test_one_and_two_devices_take_the_same_steps():
+    assert len(jax.devices()) >= DEVICES, "conftest forces 4 host devices"
     results = {}
-    for n in (1, 4):
+    for n in (1, DEVICES):
         config = smoke_config(num_devices=n)
         # Random cameras and augmentation are keyed per global sample; the adversarial camera draws per device.
         config.estimator.pairs.adversarial = False
@@ -73,12 +85,12 @@ def test_one_and_four_devices_take_the_same_steps():
     for phase in ("imitator", "estimator", "hallucinator"):
         for k, v in results[1][phase].items():
             assert np.all(np.isfinite(v)), (phase, k)
-            np.testing.assert_allclose(results[4][phase][k], v, rtol=2e-3, atol=2e-4, err_msg=f"{phase}/{k}")
+            np.testing.assert_allclose(results[DEVICES][phase][k], v, rtol=2e-3, atol=2e-4, err_msg=f"{phase}/{k}")
 
 
 def test_round_loop_writes_metrics_checkpoints_and_pictures(full_run):
     workdir, history = full_run
-    config = smoke_config()
+    config = smoke_config(num_devices=DEVICES)
     assert [r["round"] for r in history] == list(range(config.num_rounds + 1))
     with open(os.path.join(workdir, "metrics.json")) as f:
         assert json.load(f) == json.loads(json.dumps(history))
@@ -102,18 +114,91 @@ def test_round_loop_writes_metrics_checkpoints_and_pictures(full_run):
     assert any(name.startswith("events") for name in os.listdir(os.path.join(workdir, "tensorboard")))
     # A finished workdir is not silently overwritten.
     with pytest.raises(FileExistsError, match="--resume"):
-        coevolve.run(smoke_config(), workdir, progress=False)
+        coevolve.run(smoke_config(num_devices=DEVICES), workdir, progress=False)
 
 
-def test_killed_run_resumes_to_the_same_metrics(full_run, tmp_path):
-    _, history = full_run
-    workdir = str(tmp_path)
-    # Stop right after a phase's checkpoint (what a SIGKILL during the next phase leaves on disk) ...
-    partial = coevolve.run(smoke_config(), workdir, progress=False, stop_after=(1, "hallucinate"))
-    assert len(partial) == 1
-    # ... and continue: the same final metrics as the uninterrupted run.
-    resumed = coevolve.run(smoke_config(), workdir, resume=True, progress=False)
-    assert not _differences(_comparable(resumed), _comparable(history))
+def _job_env_base() -> dict:
+    """The test process's environment for job processes: one CPU device each (not the 4 conftest forces) and the
+    suite's persistent compilation cache."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", PTJAX_CPU_DEVICES="1",
+               JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir or "",
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return env
+
+
+def _start_job(workdir: str, log_dir: str) -> list:
+    """Two processes started as a scheduler starts them on two hosts: the same command, JAX_* variables set."""
+    port = launch.free_port()
+    procs = []
+    for i in range(2):
+        env = launch.process_env(_job_env_base(), f"localhost:{port}", 2, i, cpu_devices=1)
+        log = open(os.path.join(log_dir, f"process_{i}.log"), "w")
+        cmd = [sys.executable, "-u", "-m", "ptjax.cli", "coevolve", "--config", CONFIG, "--workdir", workdir,
+               "--quiet"]
+        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log))
+    return procs
+
+
+def _wait_for(path: str, procs, timeout_s: float) -> None:
+    t0 = time.time()
+    while not os.path.exists(path):
+        for p, _ in procs:
+            assert p.poll() is None, f"a job process exited early with {p.returncode}"
+        assert time.time() - t0 < timeout_s, f"{path} did not appear within {timeout_s} s"
+        time.sleep(0.1)
+
+
+def test_two_processes_match_one_process_survive_a_kill_and_resume_in_either_layout(full_run, tmp_path):
+    """The uninterrupted reference is `full_run` (1 process, 2 devices). The job's per-round metrics (round 0 before
+    the kill, round 1 after the resume) must match it; so must a 1-process resume of the job's checkpoint."""
+    config = smoke_config(num_devices=DEVICES)
+    with open(os.path.join(full_run[0], "metrics.json")) as f:
+        reference = json.load(f)
+
+    # Two processes with one device each; process 1 is killed in round 1's imitator phase (the checkpoint after
+    # round 1's lift, number 5, has been written: round 0 has imitate, rollout, estimate and evaluate).
+    workdir, logs = str(tmp_path / "two_processes"), tmp_path / "logs"
+    logs.mkdir()
+    procs = _start_job(workdir, str(logs))
+    try:
+        _wait_for(os.path.join(workdir, "checkpoints", "metadata_5.json"), procs, timeout_s=1200)
+        killed_at = time.time()
+        procs[1][0].kill()
+        code = procs[0][0].wait(timeout=60)
+        stopped_after = time.time() - killed_at
+    finally:
+        for p, log in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            log.close()
+    survivor = (logs / "process_0.log").read_text()
+    assert code != 0 and stopped_after < 60
+    assert "lost process(es) 1" in survivor, survivor[-3000:]
+
+    # A checkpoint written by two processes restores in one process with two devices and finishes the run ...
+    moved = str(tmp_path / "moved")
+    shutil.copytree(workdir, moved)
+    moved_history = coevolve.run(config, moved, resume=True, progress=False)
+    assert not _differences(_comparable(moved_history), _comparable(reference))
+
+    # ... and `--resume` on both processes (started by `ptjax launch`) reaches the same final metrics.
+    assert launch.launch(["coevolve", "--config", CONFIG, "--workdir", workdir, "--quiet", "--resume"], 2,
+                         cpu_devices=1, env=_job_env_base()) == 0
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        resumed = json.load(f)
+    assert [r["round"] for r in resumed] == [0, 1]
+    assert not _differences(_comparable(resumed), _comparable(reference))
+
+
+def test_a_run_resumes_only_on_as_many_devices_as_it_was_checkpointed_on(full_run, tmp_path):
+    workdir, _ = full_run
+    moved = str(tmp_path / "moved")
+    shutil.copytree(workdir, moved)
+    with pytest.raises(ValueError, match="checkpointed on 2 devices and this job has 4"):
+        coevolve.run(smoke_config(num_devices=4), moved, resume=True, progress=False)
 
 
 def test_bad_configs_are_refused():
@@ -201,7 +286,8 @@ def test_lift_smoothing_removes_depth_jitter_and_keeps_the_motion():
 def test_cli_runs_the_main_job(tmp_path, capsys):
     from ptjax import cli
     workdir = str(tmp_path / "run")
-    rc = cli.main(["coevolve", "--config", CONFIG, "--workdir", workdir, "--quiet", "--config.num_rounds=0"])
+    rc = cli.main(["coevolve", "--config", CONFIG, "--workdir", workdir, "--quiet", "--config.num_rounds=0",
+                   f"--config.num_devices={DEVICES}"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "| round |" in out

@@ -84,10 +84,11 @@ def _latest_metadata(directory: str) -> dict | None:
     return None if step is None else checkpoint.load_metadata(directory, step)
 
 
-def load(path: str, step: int | None = None, round_index: int | None = None
-         ) -> tuple[EstimatorState, ml_collections.ConfigDict]:
+def load(path: str, step: int | None = None, round_index: int | None = None,
+         replicated_over: jax.sharding.Mesh | None = None) -> tuple[EstimatorState, ml_collections.ConfigDict]:
     """Restore (state, config) from a work directory or checkpoint folder (latest step unless `step`), or from a
-    co-evolution workdir (the estimator of its last finished round, or of `round_index`)."""
+    co-evolution workdir (the estimator of its last finished round, or of `round_index`); `replicated_over`: restore
+    it replicated over that mesh (a multi-process job's restore needs the shardings up front)."""
     path, _ = resolve(path, round_index)
     directory = checkpoint_dir(path)
     if not os.path.isdir(directory):
@@ -105,5 +106,10 @@ def load(path: str, step: int | None = None, round_index: int | None = None
     if metadata.get("component", COMPONENT) != COMPONENT:
         raise ValueError(f"{directory!r} holds a {metadata.get('component')!r} checkpoint, not an estimator")
     config = config_from_dict(metadata["config"])
-    state, _ = checkpoint.restore(directory, template(config), step)
+    abstract = template(config)
+    if replicated_over is not None:
+        sharding = jax.sharding.NamedSharding(replicated_over, jax.sharding.PartitionSpec())
+        abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                                          abstract)
+    state, _ = checkpoint.restore(directory, abstract, step)
     return state, config

@@ -85,6 +85,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 1024
     c.train.steps_per_call = 10        # steps fused in one jitted lax.scan
+    c.train.num_devices = 1            # devices the batch is split over (0: all); a multi-process job uses all
     c.train.log_every = 50
     c.train.eval_every = 5000
     c.train.checkpoint_every = 5000
@@ -256,6 +257,7 @@ def check_train_config(config: ml_collections.ConfigDict) -> None:
     for key in ("steps_per_call", "log_every", "eval_every", "checkpoint_every"):
         _positive(t[key], f"train.{key}", integer=True)
     _positive(t.max_nonfinite_steps, "train.max_nonfinite_steps", integer=True, allow_zero=True)
+    _positive(t.get("num_devices", 1), "train.num_devices", integer=True, allow_zero=True)
     fps = tuple(config.data.fps)
     if not fps or any(not (isinstance(f, (int, float)) and f > 0) for f in fps):
         raise ValueError(f"config data.fps must be a non-empty tuple of positive frame rates, got {config.data.fps!r}")

@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 
 from ptjax import checkpoint as ckpt_lib
-from ptjax import detector_noise, skeleton
+from ptjax import detector_noise, parallel, skeleton
 from ptjax.data import HELDOUT_CLIPS, TRAIN_CLIPS, Motion, MotionBuffer, load_clips, pack_motions, sample_windows
 from ptjax.data.takes import make_takes
 from ptjax.estimator import checkpoints, inference as predict_lib
@@ -139,15 +139,37 @@ def make_batch(rng, spec, data: MotionBuffer, real: MotionBuffer | None, batch_s
     return batch
 
 
-@functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "pairs_mode"))
+@functools.partial(jax.jit, static_argnames=("num_steps", "batch_size", "pairs_mode", "mesh"))
 def run_steps(state: EstimatorState, data: MotionBuffer, real: MotionBuffer | None, num_steps: int,
-              batch_size: int, pairs_mode: bool):
-    """`num_steps` updates in one scan, batches sampled on device; returns (state, stacked metrics)."""
+              batch_size: int, pairs_mode: bool, mesh: jax.sharding.Mesh | None = None):
+    """`num_steps` updates in one scan, batches sampled on device; returns (state, stacked metrics). With a `mesh`,
+    each step is data-parallel over its axis `data` (the batch split over devices, gradients averaged)."""
+    step = update
+    if mesh is not None:
+        from jax.sharding import PartitionSpec as P
+        step = jax.shard_map(lambda s, b: update(s, b, axis_name=parallel.AXIS), mesh=mesh,
+                             in_specs=(P(), P(parallel.AXIS)), out_specs=(P(), P()), check_vma=False)
+
     def body(state, _):
         rng, k_batch = jax.random.split(state.rng)
         batch = make_batch(k_batch, state.spec, data, real, batch_size, pairs_mode)
-        return update(state.replace(rng=rng), batch)
+        return step(state.replace(rng=rng), batch)
     return jax.lax.scan(body, state, None, length=num_steps)
+
+
+def training_mesh(config) -> jax.sharding.Mesh | None:
+    """The devices E trains on: `train.num_devices` (default 1: one device, no mesh; 0: all), and always every device
+    of a multi-process job (ptjax.distributed), whose processes would otherwise train the same copy side by side."""
+    n = int(config.train.get("num_devices", 1))
+    if jax.process_count() > 1:
+        n = 0
+    if n == 1:
+        return None
+    mesh = parallel.make_mesh(n or None)
+    if int(config.train.batch_size) % parallel.num_devices(mesh):
+        raise ValueError(f"train.batch_size ({config.train.batch_size}) must be divisible by the "
+                         f"{parallel.num_devices(mesh)} devices it is split over")
+    return mesh
 
 
 # --- logging --------------------------------------------------------------------------------------------------------
@@ -157,6 +179,8 @@ def _summary_row(result: dict) -> dict:
 
 
 def _write_json(path: str, data: dict) -> None:
+    if jax.process_index() != 0:  # one writer per job
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=2)
@@ -167,6 +191,15 @@ def _check_finite_state(state: EstimatorState) -> None:
     for path, leaf in jax.tree_util.tree_leaves_with_path(state):
         if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(leaf))):
             raise FloatingPointError(f"non-finite estimator parameters at {jax.tree_util.keystr(path)}")
+
+
+class _NoWriter:
+    """TensorBoard's writer for the processes that do not write (all but process 0)."""
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 def _save_gif(state, takes, path: str) -> str | None:
@@ -198,6 +231,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     data = load_pairs(pairs_path) if pairs_mode else motion_buffer(config)
     real = real2d_buffer(config) if (config.data.real2d and spec.adversarial and not pairs_mode) else None
     takes = heldout_takes(config)
+    mesh = training_mesh(config)
+    main = jax.process_index() == 0  # in a multi-process job (ptjax.distributed) process 0 writes the files
+    progress = progress and main
 
     metrics_path = os.path.join(workdir, "metrics.json")
     ckpt_dir = os.path.join(workdir, "checkpoints")
@@ -205,7 +241,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
               "eval": [], "train": []}
     state = None
     if resume and ckpt_lib.latest_step(ckpt_dir) is not None:
-        state, saved_config = checkpoints.load(workdir)
+        state, saved_config = checkpoints.load(workdir, replicated_over=mesh)
         if state.spec != spec:
             raise ValueError("--resume: the checkpoint's model/optimiser settings differ from the config's; "
                              "use the same config (train.* and data.* may change)")
@@ -215,14 +251,18 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             step = int(state.step)
             record["eval"] = [e for e in previous.get("eval", []) if e["step"] <= step]
             record["train"] = [e for e in previous.get("train", []) if e["step"] <= step]
-        print(f"resumed from step {int(state.step)} of {total_steps}")
+        if main:
+            print(f"resumed from step {int(state.step)} of {total_steps}")
     if state is None:
         state = init(jax.random.PRNGKey(int(config.seed)), config)
+    if mesh is not None:
+        state, data, real = parallel.replicate((state, data, real), mesh)
     record["parameters"] = param_count(state)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(config.to_dict(), f, indent=2)
+    if main:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump(config.to_dict(), f, indent=2)
 
-    writer = SummaryWriter(os.path.join(workdir, "tb"))
+    writer = SummaryWriter(os.path.join(workdir, "tb")) if main else _NoWriter()
     step = int(state.step)
     skipped_at_start = int(state.skipped_steps)
     start_time, trained_steps = time.time(), 0
@@ -249,7 +289,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     try:
         while step < total_steps:
             n = min(int(t.steps_per_call), total_steps - step)
-            state, stacked = run_steps(state, data, real, n, int(t.batch_size), pairs_mode)
+            state, stacked = run_steps(state, data, real, n, int(t.batch_size), pairs_mode, mesh)
             stacked = jax.device_get(stacked)
             skipped = int(state.skipped_steps) - skipped_at_start
             if skipped > int(t.max_nonfinite_steps):
@@ -286,13 +326,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     record["wall_seconds_this_run"] = round(wall, 1)
     record["samples_per_second"] = round(trained_steps * int(t.batch_size) / max(wall, 1e-9), 1)
     record["skipped_steps"] = int(state.skipped_steps)
-    if t.gif and not pairs_mode:
+    if t.gif and not pairs_mode and main:
         try:
             record["gif"] = os.path.basename(_save_gif(state, takes, os.path.join(workdir, "heldout.gif")))
         except Exception as e:  # a picture must not sink a finished run
             print(f"warning: could not write the GIF: {e}")
     _write_json(metrics_path, record)
     writer.close()
+    if not main:
+        return record
     print(f"held-out ({len(takes)} takes): MPJPE {row['mean']['mpjpe']:.1f} mm, P-MPJPE {row['mean']['p_mpjpe']:.1f} mm,"
           f" N-MPJPE {row['mean']['n_mpjpe']:.1f} mm, PCK {100 * row['mean']['pck']:.1f} %, "
           f"AUC {100 * row['mean']['auc']:.1f} %  ({wall:.0f} s)")

@@ -14,7 +14,9 @@ def _video(imitator, state, library, names, path):
     """Per take: the reference pose (left) and the simulated body (right) rendered by MuJoCo; skeleton drawings
     where no GL backend is available (ptjax.render)."""
     from ptjax import render, viz
-    result = imitator.evaluate(state, library)
+    result = imitator.evaluate(state, library)  # every process of a job (it reads the stacked state) ...
+    if not distributed.is_main():               # ... process 0 draws
+        return []
     joints, ref, lengths = np.asarray(result.joints), np.asarray(result.reference), np.asarray(result.lengths)
     qpos, ref_qpos = np.asarray(result.qpos), np.asarray(library.qpos)
     base, ext = os.path.splitext(path)

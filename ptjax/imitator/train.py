@@ -125,9 +125,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
         raise ValueError(f"iterations must be >= 1, got {config.iterations}")
     motions = list(motions) if motions is not None else list(load_clips(list(config.clips)).values())
     names = [m.name for m in motions]
+    main = jax.process_index() == 0  # in a multi-process job (ptjax.distributed) process 0 writes the files
+    progress = progress and main
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=2))
+    if main:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2))
     imitator = Imitator.create(config, motions)
     refs = imitator.references(motions)
     library = imitator.library(refs)
@@ -142,7 +145,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             with open(history_path) as f:
                 history = json.load(f)["train"]
     start = int(parallel.unstack(state.iteration))
-    writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if main else _NoWriter()
     lib = parallel.replicate(library, imitator.mesh)
     t0 = time.time()
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="imitator PPO",
@@ -178,15 +181,16 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             log_eval(it1)
         if it1 % config.checkpoint_every == 0:
             save(it1)
-        if config.max_minutes and time.time() - t0 > 60 * config.max_minutes:
+        if config.max_minutes and parallel.agree(time.time() - t0 > 60 * config.max_minutes):
             bar.write(f"stopping after {time.time() - t0:.0f} s (max_minutes={config.max_minutes})")
             break
     final_it = int(parallel.unstack(state.iteration))
     save(final_it)
     final = log_eval(final_it)
-    with open(history_path, "w") as f:
-        json.dump({"train": history, "eval": evaluations}, f, indent=1)
-    if history:
+    if main:
+        with open(history_path, "w") as f:
+            json.dump({"train": history, "eval": evaluations}, f, indent=1)
+    if history and main:
         steps = np.array([h["env_steps"] for h in history])
         viz.plot_curves({"episode return": (steps, np.array([h["episode_return"] for h in history]))},
                         os.path.join(workdir, "episode_return.png"), xlabel="environment steps",
@@ -199,6 +203,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
         print(f"evaluation: success {final['success_rate']:.2f}, G-MPJPE {final['g_mpjpe_mm']:.1f} mm, "
               f"MPJPE {final['mpjpe_mm']:.1f} mm, resets {final['resets']}")
     return imitator, state, history
+
+
+class _NoWriter:
+    """TensorBoard's writer for the processes that do not write (all but process 0)."""
+    def add_scalar(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
 
 
 def load(workdir: str, config: ml_collections.ConfigDict | None = None):
