@@ -66,7 +66,7 @@ def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.num_rounds = 2                 # rounds after the cold start (round 0)
-    c.num_devices = 0                # 0 = every local device
+    c.num_devices = 0                # 0 = every device of the job (all processes' devices)
     c.data = ml_collections.ConfigDict(dict(
         train_clips=tuple(TRAIN_CLIPS), heldout_clips=tuple(HELDOUT_CLIPS),
         num_cameras=2,               # fixed cameras per training clip: the 2D takes

@@ -44,15 +44,21 @@ def _comparable(history):
     return [{k: v for k, v in rec.items() if k not in drop} for rec in history]
 
 
-def _differences(a, b, path="") -> list[str]:
-    """Paths at which two nested records differ, with both values (NaN equals NaN)."""
+def _differences(a, b, path="", rtol: float = 0.0, atol: float = 0.0) -> list[str]:
+    """Paths at which two nested records differ, with both values (NaN equals NaN; floats within rtol/atol)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{path}/{k}")]
+        return [d for k in sorted(set(a) | set(b))
+                for d in _differences(a.get(k), b.get(k), f"{path}/{k}", rtol, atol)]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
-    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
-        return []
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]", rtol, atol)]
+    if isinstance(a, float) and isinstance(b, float):
+        if np.isnan(a) and np.isnan(b) or abs(a - b) <= atol + rtol * abs(b):
+            return []
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+# What the 1-vs-2-device step test allows: collectives over gloo between processes may sum in another order.
+ACROSS_LAYOUTS = dict(rtol=2e-3, atol=2e-4)
 
 
 DEVICES = 2
@@ -182,7 +188,7 @@ def test_two_processes_match_one_process_survive_a_kill_and_resume_in_either_lay
     moved = str(tmp_path / "moved")
     shutil.copytree(workdir, moved)
     moved_history = coevolve.run(config, moved, resume=True, progress=False)
-    assert not _differences(_comparable(moved_history), _comparable(reference))
+    assert not _differences(_comparable(moved_history), _comparable(reference), **ACROSS_LAYOUTS)
 
     # ... and `--resume` on both processes (started by `ptjax launch`) reaches the same final metrics.
     assert launch.launch(["coevolve", "--config", CONFIG, "--workdir", workdir, "--quiet", "--resume"], 2,
@@ -190,7 +196,7 @@ def test_two_processes_match_one_process_survive_a_kill_and_resume_in_either_lay
     with open(os.path.join(workdir, "metrics.json")) as f:
         resumed = json.load(f)
     assert [r["round"] for r in resumed] == [0, 1]
-    assert not _differences(_comparable(resumed), _comparable(reference))
+    assert not _differences(_comparable(resumed), _comparable(reference), **ACROSS_LAYOUTS)
 
 
 def test_a_run_resumes_only_on_as_many_devices_as_it_was_checkpointed_on(full_run, tmp_path):

@@ -11,7 +11,8 @@ def _train(args, overrides) -> int:
     from ptjax.estimator import loop
     config = get_config(args.config, overrides)
     loop.train(config, args.workdir, resume=args.resume, pairs_path=args.pairs, progress=not args.no_progress)
-    print(f"wrote {args.workdir}/metrics.json and checkpoints in {args.workdir}/checkpoints")
+    if distributed.is_main():
+        print(f"wrote {args.workdir}/metrics.json and checkpoints in {args.workdir}/checkpoints")
     return 0
 
 

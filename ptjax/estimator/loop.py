@@ -312,8 +312,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
                 window = {}
             if crossed(int(t.eval_every)) and step < total_steps:
                 row = evaluate_now(step)
-                bar.write(f"step {step}: held-out MPJPE {row['mean']['mpjpe']:.1f} mm, "
-                          f"P-MPJPE {row['mean']['p_mpjpe']:.1f} mm")
+                if main:
+                    bar.write(f"step {step}: held-out MPJPE {row['mean']['mpjpe']:.1f} mm, "
+                              f"P-MPJPE {row['mean']['p_mpjpe']:.1f} mm")
             if crossed(int(t.checkpoint_every)) and step < total_steps:
                 checkpoints.save(workdir, state, config, step)
     finally:

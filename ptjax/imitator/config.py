@@ -13,7 +13,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.clips = ("walk",)                # bundled clips to imitate (standalone training)
     c.fps = 30.0                       # control rate; references are resampled to it
     c.seed = 0
-    c.num_devices = 0                  # 0 = every local device
+    c.num_devices = 0                  # 0 = every device of the job (all processes' devices)
     c.iterations = 300
     c.max_minutes = 0.0                # stop early after this much wall time (0 = no limit)
     c.log_every = 5
