@@ -28,7 +28,10 @@ from typing import Callable
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
 ENV_PROCESS_ID = "JAX_PROCESS_ID"
-HEARTBEAT_TIMEOUT_S = 20  # JAX's default is 100 s: a dead peer should stop a job within a minute
+# JAX's default is 100 s; a dead peer should stop a job within a minute. 20 s was too short: on a loaded machine (4
+# JAX processes compiling on 2 cores) the coordination service declared live processes dead. PTJAX_HEARTBEAT_TIMEOUT_S
+# overrides it.
+HEARTBEAT_TIMEOUT_S = 40
 EXIT_LOST_PEER = 3
 
 
@@ -77,11 +80,19 @@ def layout(coordinator: str | None = None, num_processes: int | None = None, pro
     return Layout(coordinator, n, i)
 
 
-def initialize(job: Layout, heartbeat_timeout_s: int = HEARTBEAT_TIMEOUT_S) -> bool:
+def initialize(job: Layout, heartbeat_timeout_s: int | None = None) -> bool:
     """Connect this process to the job (a no-op for one process); must run before JAX creates its backends.
     Returns whether the job is distributed."""
     if not job.distributed:
         return False
+    if heartbeat_timeout_s is None:
+        raw = os.environ.get("PTJAX_HEARTBEAT_TIMEOUT_S", str(HEARTBEAT_TIMEOUT_S))
+        try:
+            heartbeat_timeout_s = int(raw)
+        except ValueError:
+            heartbeat_timeout_s = -1
+        if heartbeat_timeout_s < 1:
+            raise ValueError(f"PTJAX_HEARTBEAT_TIMEOUT_S must be a positive number of seconds, got {raw!r}")
     import jax
     jax.distributed.initialize(coordinator_address=job.coordinator, num_processes=job.num_processes,
                                process_id=job.process_id, heartbeat_timeout_seconds=int(heartbeat_timeout_s),

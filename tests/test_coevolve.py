@@ -71,7 +71,7 @@ def full_run(tmp_path_factory):
     return workdir, history
 
 
-def test_one_and_two_devices_take_the_same_steps():
+def test_one_and_two_devices_take_the_same_estimator_and_hallucinator_steps():
     assert len(jax.devices()) >= DEVICES, "conftest forces 4 host devices"
     results = {}
     for n in (1, DEVICES):
@@ -81,14 +81,16 @@ def test_one_and_two_devices_take_the_same_steps():
         co = coevolve.CoEvolution.create(config)
         assert co.num_devices == n
         state = _with_motion(co, co.init(jax.random.PRNGKey(0)))
-        # Same call sizes as the round driver, so the compiled steps are shared with the run tests.
+        # Same call sizes as the round driver, so the compiled steps are shared with the run tests. The imitator's
+        # sharded update has its own 1-vs-4-device test (test_imitator.py) and is compared across layouts by the
+        # two-process test below; compiling it here twice more would double this test's time.
         out = {}
-        for phase, calls in (("imitator", 1), ("estimator", 2), ("hallucinator", 2)):
+        for phase, calls in (("estimator", 2), ("hallucinator", 2)):
             s, metrics = co.steps(state.replace(phase=phase), calls)
             out[phase] = {k: np.asarray(v) for k, v in metrics.items()}
             assert int(s.phase_step) == calls
         results[n] = out
-    for phase in ("imitator", "estimator", "hallucinator"):
+    for phase in ("estimator", "hallucinator"):
         for k, v in results[1][phase].items():
             assert np.all(np.isfinite(v)), (phase, k)
             np.testing.assert_allclose(results[DEVICES][phase][k], v, rtol=2e-3, atol=2e-4, err_msg=f"{phase}/{k}")

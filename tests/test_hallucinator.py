@@ -165,12 +165,35 @@ def test_config_validation():
                                 ("model.encoder_out", 15, "even"), ("optim.lr", 0.0, "lr"),
                                 ("sample.segment_length", 99, "segment_length"), ("loss.position", -1.0, "loss"),
                                 ("model.residual", "cubic", "residual"), ("sample.max_reach", 1.5, "max_reach"),
-                                ("sample.blend_frames", 0, "blend_frames")]:
+                                ("sample.blend_frames", 0, "blend_frames"),
+                                ("data.speed_range", (1.2, 0.8), "speed_range"),
+                                ("data.scale_range", (0.0, 1.0), "scale_range"),
+                                ("data.take_weight_power", -1.0, "take_weight_power")]:
         cfg = H.tiny_config()
         section, _, leaf = key.rpartition(".")
         (cfg[section] if section else cfg)[leaf] = value
         with pytest.raises(ValueError, match=message):
             H.init(jax.random.PRNGKey(0), cfg)
+
+
+def test_speed_and_scale_augmentation_keep_windows_real(buffer):
+    """Windows played faster or slower and scaled stay inside their take, keep their bones rigid and scale them."""
+    cfg = H.tiny_config()
+    cfg.data.mirror = False
+    plain = H.sample_batch(jax.random.PRNGKey(3), buffer, 64, cfg)
+    cfg.data.speed_range, cfg.data.scale_range, cfg.data.take_weight_power = (0.7, 1.4), (0.9, 1.1), 0.0
+    augmented = H.sample_batch(jax.random.PRNGKey(3), buffer, 64, cfg)
+    assert augmented.joints.shape == plain.joints.shape
+    assert np.all(np.isfinite(np.asarray(augmented.joints)))
+    lengths = np.asarray(K.bone_lengths(augmented.joints))               # (B, W, 16)
+    np.testing.assert_allclose(lengths, np.broadcast_to(lengths[:, :1], lengths.shape), atol=1e-4)
+    # Scaled bodies: per-window total bone length relative to the takes' own lies in the scale range.
+    takes = np.asarray(K.bone_lengths(buffer.joints[:, 0])).sum(-1)      # (takes,)
+    total = lengths[:, 0].sum(-1)
+    ratio = total[:, None] / takes[None, :]
+    assert np.all(np.any((ratio > 0.9 - 1e-3) & (ratio < 1.1 + 1e-3), axis=1))
+    assert not np.allclose(total, np.asarray(K.bone_lengths(plain.joints[:, 0])).sum(-1))
+    assert np.all(np.asarray(augmented.transition) >= cfg.min_transition)
 
 
 def test_resample_keeps_bone_lengths():

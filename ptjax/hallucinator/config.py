@@ -53,6 +53,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.clips = tuple(TRAIN_CLIPS)   # clips used by `ptjax hallucinate train`
     c.data.heldout_clips = tuple(HELDOUT_CLIPS)  # in-betweening evaluation and novelty calibration
     c.data.mirror = True                # left/right mirror augmentation
+    c.data.speed_range = (1.0, 1.0)     # each window played at a speed log-uniform in this range (1, 1: off)
+    c.data.scale_range = (1.0, 1.0)     # each window's body and path scaled by a factor in this range (1, 1: off)
+    c.data.take_weight_power = 1.0      # takes drawn in proportion to their length ** power (0: every take alike)
     c.data.drop_short = False           # clips too short for one window: error (False) or dropped (True)
     c.data.contact_speed = 0.3          # foot contact label: ankle slower than this (m/s) ...
     c.data.contact_height = 0.12        # ... and lower than this (m)
@@ -173,6 +176,11 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(c.optim.grad_clip > 0, f"optim.grad_clip must be positive, got {c.optim.grad_clip}")
     need(0 < c.optim.final_lr_ratio <= 1, "optim.final_lr_ratio must be in (0, 1]")
     need(c.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+    for k in ("speed_range", "scale_range"):
+        r = tuple(c.data.get(k, (1.0, 1.0)))
+        need(len(r) == 2 and 0 < r[0] <= r[1], f"data.{k} must be (lo, hi) with 0 < lo <= hi, got {r}")
+    need(c.data.get("take_weight_power", 1.0) >= 0,
+         f"data.take_weight_power must be >= 0, got {c.data.get('take_weight_power')}")
     need(c.data.contact_speed > 0 and c.data.contact_height > 0, "data.contact_speed/height must be positive")
     need(c.train.steps >= 1 and c.train.batch_size >= 1, "train.steps and train.batch_size must be >= 1")
     need(all(1 <= g <= c.max_transition for g in c.train.eval_gaps),

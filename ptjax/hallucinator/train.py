@@ -190,22 +190,51 @@ def make_training_windows(motions: Sequence[Motion] | dict, config) -> MotionBuf
 def sample_batch(rng: jax.Array, buffer: MotionBuffer, batch_size: int, config) -> Batch:
     """Cut `batch_size` training windows from `buffer` (jittable; batch_size and config are static).
 
-    A take is drawn in proportion to its frames beyond the shortest window, then a transition length that fits it,
-    then a start; with config.data.mirror, half the windows are mirrored left/right.
+    A take is drawn in proportion to its frames beyond the shortest window raised to `data.take_weight_power`
+    (1: every frame alike; 0: every take alike), then a transition length that fits it, then a start. Augmentations:
+    with config.data.mirror, half the windows are mirrored left/right; `data.speed_range` (lo, hi) plays each window
+    at a speed drawn log-uniformly in [lo, hi] (positions interpolated between frames, bone lengths restored);
+    `data.scale_range` scales each window's body and path about the ground origin by a factor in [lo, hi].
     """
     c, lo, hi = config.context, config.min_transition, config.max_transition
     w = window_length(config)
     k_take, k_len, k_start, k_mirror = jax.random.split(rng, 4)
+    k_speed, k_scale = jax.random.fold_in(k_len, 1), jax.random.fold_in(k_len, 2)
+    resampled = config.data.get("speed_range", (1.0, 1.0)) != (1.0, 1.0)
     lengths = buffer.lengths
     weights = jnp.maximum(lengths - (c + lo), 0).astype(jnp.float32)
+    power = config.data.get("take_weight_power", 1.0)
+    if power != 1.0:
+        weights = jnp.where(weights > 0, weights ** power, 0.0)
     take = jax.random.choice(k_take, buffer.num_takes, (batch_size,), p=weights / jnp.sum(weights))
     take_len = lengths[take]
-    longest = jnp.clip(take_len - c - 1, lo, hi)
+    speed_lo, speed_hi = config.data.get("speed_range", (1.0, 1.0))
+    speed = jnp.exp(jax.random.uniform(k_speed, (batch_size,), minval=np.log(speed_lo), maxval=np.log(speed_hi)))
+    # A window of n frames at `speed` spans (n - 1) * speed source frames; slow the window down where the take is
+    # too short for it.
+    speed = jnp.minimum(speed, (take_len - 1) / (c + lo))
+    longest = jnp.clip((jnp.floor((take_len - 1) / speed).astype(jnp.int32) if resampled else take_len - 1) - c,
+                       lo, hi)
     trans = lo + jnp.floor(jax.random.uniform(k_len, (batch_size,)) * (longest - lo + 1)).astype(jnp.int32)
-    max_start = jnp.maximum(take_len - (c + trans + 1), 0)
-    start = jnp.floor(jax.random.uniform(k_start, (batch_size,)) * (max_start + 1)).astype(jnp.int32)
-    frame = jnp.clip(start[:, None] + jnp.arange(w)[None, :], 0, take_len[:, None] - 1)
-    joints = buffer.joints[take[:, None], frame]
+    if resampled:
+        max_start = jnp.maximum((take_len - 1) - (c + trans) * speed, 0.0)
+        start = jax.random.uniform(k_start, (batch_size,)) * max_start
+        position = jnp.clip(start[:, None] + speed[:, None] * jnp.arange(w)[None, :], 0.0,
+                            (take_len - 1)[:, None].astype(jnp.float32))
+        i0 = jnp.floor(position).astype(jnp.int32)
+        i1 = jnp.minimum(i0 + 1, take_len[:, None] - 1)
+        frac = (position - i0)[..., None, None]
+        joints = (1.0 - frac) * buffer.joints[take[:, None], i0] + frac * buffer.joints[take[:, None], i1]
+        # Interpolated positions shorten the bones of fast-turning limbs: restore the take's.
+        joints = K.set_bone_lengths(joints, K.bone_lengths(buffer.joints[take, i0[:, 0]])[:, None])
+    else:
+        max_start = jnp.maximum(take_len - (c + trans + 1), 0)
+        start = jnp.floor(jax.random.uniform(k_start, (batch_size,)) * (max_start + 1)).astype(jnp.int32)
+        frame = jnp.clip(start[:, None] + jnp.arange(w)[None, :], 0, take_len[:, None] - 1)
+        joints = buffer.joints[take[:, None], frame]
+    scale_lo, scale_hi = config.data.get("scale_range", (1.0, 1.0))
+    if not scale_lo == scale_hi == 1.0:
+        joints = joints * jax.random.uniform(k_scale, (batch_size, 1, 1, 1), minval=scale_lo, maxval=scale_hi)
     if config.data.mirror:
         mirror = jax.random.uniform(k_mirror, (batch_size, 1, 1, 1)) < 0.5
         joints = jnp.where(mirror, skeleton.flip_lr(joints, axis=1), joints)
