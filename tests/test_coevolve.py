@@ -1,5 +1,5 @@
-"""Co-evolution: the sharded step on 1 and 2 devices, the whole round loop, and kill-and-resume, in one process and
-as a job of two processes on JAX's distributed runtime (CPU collectives over gloo).
+"""Co-evolution: the whole round loop, and kill-and-resume, in one process and as a job of two processes on JAX's
+distributed runtime (CPU collectives over gloo). The parts of a round are tested in test_coevolve_parts.py.
 
 The round-loop tests run on 2 devices (of the 4 conftest forces), the layout a 2-process job with 1 device each
 must reproduce; they share compiled programs through the persistent cache."""
@@ -16,26 +16,9 @@ import numpy as np
 import pytest
 
 from ptjax import coevolve, launch
-from ptjax.config import get_config
 from ptjax.data import load_clips
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "smoke.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def smoke_config(**overrides):
-    c = get_config(CONFIG)
-    for k, v in overrides.items():
-        c[k] = v
-    return c
-
-
-def _with_motion(co, state):
-    """Fill E's and H's training buffer with real clips, as a rollout would."""
-    clips = load_clips(["walk", "kick"])
-    seqs = [m.resample(co.fps).joints for m in clips.values()]
-    return co._place(state.replace(imitated=coevolve._fill_buffer(state.imitated, seqs),
-                                   segments=coevolve._fill_buffer(state.segments, seqs)))
+from coevolve_common import CONFIG, DEVICES, ROOT, smoke_config
 
 
 def _comparable(history):
@@ -61,39 +44,12 @@ def _differences(a, b, path="", rtol: float = 0.0, atol: float = 0.0) -> list[st
 ACROSS_LAYOUTS = dict(rtol=2e-3, atol=2e-4)
 
 
-DEVICES = 2
-
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("coevolve_full"))
     history = coevolve.run(smoke_config(num_devices=DEVICES), workdir, progress=False)
     return workdir, history
-
-
-def test_one_and_two_devices_take_the_same_estimator_and_hallucinator_steps():
-    assert len(jax.devices()) >= DEVICES, "conftest forces 4 host devices"
-    results = {}
-    for n in (1, DEVICES):
-        config = smoke_config(num_devices=n)
-        # Random cameras and augmentation are keyed per global sample; the adversarial camera draws per device.
-        config.estimator.pairs.adversarial = False
-        co = coevolve.CoEvolution.create(config)
-        assert co.num_devices == n
-        state = _with_motion(co, co.init(jax.random.PRNGKey(0)))
-        # Same call sizes as the round driver, so the compiled steps are shared with the run tests. The imitator's
-        # sharded update has its own 1-vs-4-device test (test_imitator.py) and is compared across layouts by the
-        # two-process test below; compiling it here twice more would double this test's time.
-        out = {}
-        for phase, calls in (("estimator", 2), ("hallucinator", 2)):
-            s, metrics = co.steps(state.replace(phase=phase), calls)
-            out[phase] = {k: np.asarray(v) for k, v in metrics.items()}
-            assert int(s.phase_step) == calls
-        results[n] = out
-    for phase in ("estimator", "hallucinator"):
-        for k, v in results[1][phase].items():
-            assert np.all(np.isfinite(v)), (phase, k)
-            np.testing.assert_allclose(results[DEVICES][phase][k], v, rtol=2e-3, atol=2e-4, err_msg=f"{phase}/{k}")
 
 
 def test_round_loop_writes_metrics_checkpoints_and_pictures(full_run):
@@ -207,88 +163,6 @@ def test_a_run_resumes_only_on_as_many_devices_as_it_was_checkpointed_on(full_ru
     shutil.copytree(workdir, moved)
     with pytest.raises(ValueError, match="checkpointed on 2 devices and this job has 4"):
         coevolve.run(smoke_config(num_devices=4), moved, resume=True, progress=False)
-
-
-def test_bad_configs_are_refused():
-    with pytest.raises(ValueError, match="estimator_batch"):
-        coevolve.CoEvolution.create(smoke_config(num_devices=4, estimator_batch=18))
-    c = smoke_config()
-    c.data.heldout_clips = ("walk",)
-    with pytest.raises(ValueError, match="both splits"):
-        coevolve.CoEvolution.create(c)
-    with pytest.raises(ValueError, match="num_rounds"):
-        coevolve.CoEvolution.create(smoke_config(num_rounds=-1))
-    with pytest.raises(ValueError, match="refine_keep"):
-        coevolve.CoEvolution.create(smoke_config(refine_keep="all"))
-
-
-def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():
-    co = coevolve.CoEvolution.create(smoke_config(replay_rounds=2))
-    n, block = len(co.takes), co.imitated_block
-    state_buffer = coevolve._empty_buffer(3 * block, co.max_frames, co.fps)
-
-    def motion(value, frames=20):
-        return np.full((frames, 17, 3), value, np.float32)
-
-    def blocks(buffer):
-        """Per block: the value of each filled slot (None where empty)."""
-        joints, lengths = np.asarray(buffer.joints), np.asarray(buffer.lengths)
-        return [[float(joints[b * block + i, 0, 0, 0]) if lengths[b * block + i] else None for i in range(block)]
-                for b in range(3)]
-
-    buffer = co.new_round_motion(state_buffer, [motion(0.0)] * n, 0)
-    for r in (1, 2, 3, 4):
-        buffer = co.new_round_motion(buffer, [motion(float(r))] * n, r)
-        buffer = coevolve._fill_buffer(buffer, [motion(r + 0.5, 30)], offset=n)   # the round's refined piece
-        got = blocks(buffer)
-        for b, round_of_block in enumerate((r, r - 1, r - 2)):
-            if round_of_block >= 1:  # round 0's walks never come back; the oldest round drops out
-                assert got[b] == [float(round_of_block)] * n + [round_of_block + 0.5] + [None] * (block - n - 1)
-            else:
-                assert got[b] == [None] * block
-    with pytest.raises(ValueError, match="replay_rounds"):
-        coevolve.CoEvolution.create(smoke_config(replay_rounds=-1))
-
-
-def test_rollouts_are_cut_at_fail_safe_resets():
-    """H's training motion and the refined samples E keeps hold no window across a reset (the body is teleported
-    there): a take with resets at frames 10 and 40 of 100 gives the stretches 10-40 and 40-100; the first 10 frames
-    are too short to keep."""
-    seq = np.arange(100, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
-    flags = np.zeros(100, bool)
-    flags[[10, 40]] = True
-    clean = np.arange(30, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
-    pieces = coevolve.cut_at_resets([seq, clean], [flags, np.zeros(30, bool)], shortest=27)
-    assert [len(p) for p in pieces] == [60, 30, 30]          # longest first
-    assert pieces[0][0, 0, 0] == 40 and pieces[0][-1, 0, 0] == 99
-    assert {float(p[0, 0, 0]) for p in pieces[1:]} == {0.0, 10.0}
-    for p in pieces:  # no jump inside a piece
-        assert np.all(np.diff(p[:, 0, 0]) == 1)
-
-
-def test_cold_start_trajectories_are_smooth_walks():
-    cfg = coevolve.default_config().cold_start
-    trajs = coevolve.random_root_trajectories(np.random.default_rng(0), 8, 150, 30.0, cfg)
-    for t in trajs:
-        speed = np.linalg.norm(np.diff(t["xy"], axis=0), axis=1) * 30.0
-        assert speed.max() <= cfg.speed[1] + 1e-6 and np.median(speed) > 0.3
-        assert np.all(np.abs(np.diff(t["yaw"])) <= cfg.max_turn_rate / 30.0 + 1e-9)  # no heading jumps
-        assert 0.0 <= t["bob"].min() and t["bob"].max() <= 2 * cfg.bob_amplitude[1] + 1e-9
-    assert not np.allclose(trajs[0]["xy"], trajs[1]["xy"])
-
-
-def test_lift_smoothing_removes_depth_jitter_and_keeps_the_motion():
-    walk = load_clips(["walk"])["walk"]
-    jitter = np.zeros_like(walk.joints)
-    jitter[:, :, 1] = 0.05 * (-1.0) ** np.arange(walk.num_frames)[:, None]    # the whole body jumps +-5 cm
-    noisy = walk.joints + jitter
-    out = coevolve.smooth_motion(noisy, walk.fps, 0.1, 0.0)
-    assert np.abs(out - walk.joints).mean() < 0.4 * np.abs(noisy - walk.joints).mean()
-    # The pose relative to the root is untouched when only the root is smoothed, and 0 s changes nothing.
-    np.testing.assert_allclose(out - out[:, :1], noisy - noisy[:, :1], atol=1e-6)
-    np.testing.assert_allclose(coevolve.smooth_motion(noisy, walk.fps, 0.0, 0.0), noisy, atol=1e-6)
-    with pytest.raises(ValueError, match="lift_root_smoothing_s"):
-        coevolve.CoEvolution.create(smoke_config(lift_root_smoothing_s=-1.0))
 
 
 def test_cli_runs_the_main_job(tmp_path, capsys):
