@@ -2,47 +2,13 @@
 metrics as one process, a killed process, resume in either layout) is tested in test_coevolve.py, beside the
 one-process run it is compared with."""
 
-import json
-import math
 import os
-import shutil
-import subprocess
-import sys
-import time
 
-import jax
 import pytest
 
-from ptjax import coevolve, distributed, launch
-from ptjax.config import get_config
+from ptjax import distributed, launch
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "smoke.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def smoke_config(**overrides):
-    c = get_config(CONFIG)
-    for k, v in overrides.items():
-        c[k] = v
-    return c
-
-
-def _comparable(history):
-    """Round records without wall-clock fields and picture names (only process 0 draws), as JSON would hold them."""
-    drop = ("phase_seconds", "round_seconds", "gif", "physics_gif")
-    return json.loads(json.dumps([{k: v for k, v in rec.items() if k not in drop} for rec in history]))
-
-
-def _differences(a, b, path="") -> list[str]:
-    """Where two nested records differ beyond the 1-vs-4-device test's tolerance (rtol 2e-3, atol 2e-4)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _differences(a.get(k), b.get(k), f"{path}/{k}")]
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
-    if isinstance(a, float) and isinstance(b, (int, float)) or isinstance(b, float) and isinstance(a, int):
-        if math.isnan(a) and math.isnan(b) or math.isclose(a, b, rel_tol=2e-3, abs_tol=2e-4):
-            return []
-    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
 def test_layout_comes_from_arguments_then_environment():
@@ -74,3 +40,8 @@ def test_launch_reports_a_failing_process():
                          env=env) != 0
 
 
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_a_bad_heartbeat_timeout_is_refused_before_joining(value, monkeypatch):
+    monkeypatch.setenv("PTJAX_HEARTBEAT_TIMEOUT_S", value)
+    with pytest.raises(ValueError, match="PTJAX_HEARTBEAT_TIMEOUT_S"):
+        distributed.initialize(distributed.Layout("localhost:1", 2, 0))
