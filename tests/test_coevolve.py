@@ -44,7 +44,6 @@ def _differences(a, b, path="", rtol: float = 0.0, atol: float = 0.0) -> list[st
 ACROSS_LAYOUTS = dict(rtol=2e-3, atol=2e-4)
 
 
-
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("coevolve_full"))

@@ -32,7 +32,7 @@ def test_one_and_two_devices_take_the_same_estimator_and_hallucinator_steps():
         state = _with_motion(co, co.init(jax.random.PRNGKey(0)))
         # Same call sizes as the round driver, so the compiled steps are shared with the run tests. The imitator's
         # sharded update has its own 1-vs-4-device test (test_imitator.py) and is compared across layouts by the
-        # two-process test below; compiling it here twice more would double this test's time.
+        # two-process test in test_coevolve.py; compiling it here twice more would double this test's time.
         out = {}
         for phase, calls in (("estimator", 2), ("hallucinator", 2)):
             s, metrics = co.steps(state.replace(phase=phase), calls)

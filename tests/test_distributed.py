@@ -8,7 +8,7 @@ import pytest
 
 from ptjax import distributed, launch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from coevolve_common import ROOT
 
 
 def test_layout_comes_from_arguments_then_environment():

@@ -200,7 +200,8 @@ def sample_batch(rng: jax.Array, buffer: MotionBuffer, batch_size: int, config) 
     w = window_length(config)
     k_take, k_len, k_start, k_mirror = jax.random.split(rng, 4)
     k_speed, k_scale = jax.random.fold_in(k_len, 1), jax.random.fold_in(k_len, 2)
-    resampled = config.data.get("speed_range", (1.0, 1.0)) != (1.0, 1.0)
+    speed_lo, speed_hi = config.data.get("speed_range", (1.0, 1.0))
+    resampled = (speed_lo, speed_hi) != (1.0, 1.0)
     lengths = buffer.lengths
     weights = jnp.maximum(lengths - (c + lo), 0).astype(jnp.float32)
     power = config.data.get("take_weight_power", 1.0)
@@ -208,13 +209,15 @@ def sample_batch(rng: jax.Array, buffer: MotionBuffer, batch_size: int, config) 
         weights = jnp.where(weights > 0, weights ** power, 0.0)
     take = jax.random.choice(k_take, buffer.num_takes, (batch_size,), p=weights / jnp.sum(weights))
     take_len = lengths[take]
-    speed_lo, speed_hi = config.data.get("speed_range", (1.0, 1.0))
-    speed = jnp.exp(jax.random.uniform(k_speed, (batch_size,), minval=np.log(speed_lo), maxval=np.log(speed_hi)))
-    # A window of n frames at `speed` spans (n - 1) * speed source frames; slow the window down where the take is
-    # too short for it.
-    speed = jnp.minimum(speed, (take_len - 1) / (c + lo))
-    longest = jnp.clip((jnp.floor((take_len - 1) / speed).astype(jnp.int32) if resampled else take_len - 1) - c,
-                       lo, hi)
+    if resampled:
+        speed = jnp.exp(jax.random.uniform(k_speed, (batch_size,), minval=np.log(speed_lo),
+                                           maxval=np.log(speed_hi)))
+        # A window of n frames at `speed` spans (n - 1) * speed source frames; slow the window down where the take
+        # is too short for it.
+        speed = jnp.minimum(speed, (take_len - 1) / (c + lo))
+        longest = jnp.clip(jnp.floor((take_len - 1) / speed).astype(jnp.int32) - c, lo, hi)
+    else:
+        longest = jnp.clip(take_len - 1 - c, lo, hi)
     trans = lo + jnp.floor(jax.random.uniform(k_len, (batch_size,)) * (longest - lo + 1)).astype(jnp.int32)
     if resampled:
         max_start = jnp.maximum((take_len - 1) - (c + trans) * speed, 0.0)
