@@ -46,7 +46,24 @@ def test_bone_lengths_are_constant_within_a_centimetre(more, name):
         if (parent, child) in _SHOULDER_BONES:
             continue
         length = np.linalg.norm(joints[:, child] - joints[:, parent], axis=-1)
-        assert np.ptp(length) < 0.01, (name, skeleton.JOINT_NAMES[child], np.ptp(length))
+        # CMU's Hip-Spine segment crosses its lumbar joint (ptjax.data.mocap): it bends, within 2 cm.
+        tolerance = 0.02 if (name, skeleton.JOINT_NAMES[child]) == ("cmu_01_01", "Spine") else 0.01
+        assert np.ptp(length) < tolerance, (name, skeleton.JOINT_NAMES[child], np.ptp(length))
+
+
+@pytest.mark.parametrize("name", sorted(sources.SOURCES))
+def test_pelvis_lies_between_the_hips_as_in_the_bundled_clips(more, name):
+    """The Hip-RHip/LHip bones run square to the trunk (within 6 degrees on average; the bundled clips: within 5).
+    With CMU's root as pelvis they pointed 55 degrees down, and a hallucinator trained on the other rigs took that
+    for motion."""
+    joints = more[name].joints
+    up = joints[:, 8] - joints[:, 0]
+    up /= np.linalg.norm(up, axis=-1, keepdims=True)
+    for side in (1, 4):
+        bone = joints[:, side] - joints[:, 0]
+        bone /= np.linalg.norm(bone, axis=-1, keepdims=True)
+        below_square = np.degrees(np.arcsin(np.clip(-(bone * up).sum(-1), -1.0, 1.0))).mean()
+        assert abs(below_square) < 6.0, (name, skeleton.JOINT_NAMES[side], below_square)
 
 
 @pytest.mark.parametrize("name", ["capture_a", "capture_b", "cmu_01_01", "boxing"])

@@ -3,8 +3,14 @@
 Each source skeleton ("rig") names, for the 15 H36M joints below the head, the joint whose position stands for it:
 the pelvis (root) joint for Hip, the hip, knee and ankle joints, the upper arm's head for the shoulder, the elbow and the
 wrist; Spine is the rig's spine joint nearest the middle of the back; Thorax is the base of the neck. A rig lacking
-one of them is refused. (CMU's root lies 0.10 m above its hip joints, Human3.6M's pelvis between them; the midpoint
-of the hips would be no rigid bone away from CMU's spine, so the root it is.) Nose and Head are placed as the bundled DeepMimic clips place them (`ptjax.data.deepmimic`):
+one of them is refused. A rig joint may also be a pair of source joints, placed at their midpoint: CMU's root lies
+0.10 m above its hip joints, Human3.6M's pelvis between them, so CMU's Hip is the midpoint of its hip joints (with the
+root as pelvis the pelvis-hip bones pointed 55-57 degrees down, against at most 10 in every other rig, and a model
+trained on the other rigs mistook that for motion; docs/data.md); its Spine, lowerback's end, then lies half way to
+the neck base as in the other rigs, and the Hip-Spine segment crosses CMU's lumbar joint, so its length varies with
+the back's bend (0.204-0.223 m in 01_01, 5th-95th percentile 0.208-0.220; the root, the one point rigid with the
+hips, would tilt the trunk 23 degrees back). Nose and Head are placed as the bundled DeepMimic
+clips place them (`ptjax.data.deepmimic`):
 at fixed offsets in a neck frame -- up the neck (neck base -> the rig's head joint) and forward (perpendicular to the
 shoulder line) -- Nose 0.10 m up and 0.06 m forward, Head (the top of the head) 0.22 m up and 0.02 m forward of the
 neck base.
@@ -49,9 +55,9 @@ RIGS: dict[str, dict] = {
     # Motive/Arena-style naming (assimp's Boxing_Toes): Ab ~0.08 m and Chest ~0.31 m above the hips.
     "bvh_motive": _rig("Hips", "Chest", "Neck", "Head", "Hip", "Knee", "Ankle", "Shoulder", "Elbow", "Wrist"),
     # CMU ASF bones, by their far ends: *hipjoint -> hip, *femur -> knee, *tibia -> ankle, *clavicle -> shoulder,
-    # *humerus -> elbow, *radius -> wrist; upperback's end ~0.23 m above the root, thorax's end = the neck base,
-    # upperneck's end = the skull's base.
-    "cmu_asf": {"joints": {"Hip": "root", "Spine": "upperback", "Thorax": "thorax",
+    # *humerus -> elbow, *radius -> wrist; the hips' midpoint ~0.10 m below the root, lowerback's end ~0.22 m above
+    # that midpoint (half way to the neck base), thorax's end = the neck base, upperneck's end = the skull's base.
+    "cmu_asf": {"joints": {"Hip": ("lhipjoint", "rhipjoint"), "Spine": "lowerback", "Thorax": "thorax",
                            **{f"{s}{j}": f"{s.lower()}{b}" for s in "RL" for j, b in
                               (("Hip", "hipjoint"), ("Knee", "femur"), ("Ankle", "tibia"), ("Shoulder", "clavicle"),
                                ("Elbow", "humerus"), ("Wrist", "radius"))}},
@@ -89,7 +95,7 @@ def rig_to_h36m(positions: np.ndarray, names, rig: str) -> np.ndarray:
         raise ValueError(f"unknown rig {rig!r}; known: {sorted(RIGS)}")
     spec = RIGS[rig]
     names = list(names)
-    wanted = list(spec["joints"].values()) + [spec["head"]]
+    wanted = [n for s in spec["joints"].values() for n in ((s,) if isinstance(s, str) else s)] + [spec["head"]]
     missing = sorted({n for n in wanted if n not in names})
     if missing:
         raise ValueError(f"the skeleton lacks joint(s) {missing} that rig {rig!r} maps to H36M-17; "
@@ -98,7 +104,8 @@ def rig_to_h36m(positions: np.ndarray, names, rig: str) -> np.ndarray:
     get = {n: positions[:, names.index(n)] for n in wanted}
     out = np.zeros((len(positions), skeleton.NUM_JOINTS, 3))
     for joint, source in spec["joints"].items():
-        out[:, skeleton.JOINT_INDEX[joint]] = get[source]
+        out[:, skeleton.JOINT_INDEX[joint]] = (get[source] if isinstance(source, str)
+                                               else np.mean([get[n] for n in source], axis=0))
     nose, top = head_joints(get[spec["neck"]], get[spec["head"]], out[:, skeleton.JOINT_INDEX["LShoulder"]],
                             out[:, skeleton.JOINT_INDEX["RShoulder"]])
     out[:, skeleton.JOINT_INDEX["Nose"]] = nose
