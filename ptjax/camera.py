@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ptjax.geometry import euler_xyz
+
 # PoseTriplet's normalised focal length: H36M focal ~1145 px over a 1000 px wide image, times 2 (reference §2.2).
 POSETRIPLET_FOCAL = 2.3
 # PoseTriplet's random cameras (down-tilt up to 25 degrees at 3.5 m) can put a raised hand or the head of a
@@ -88,27 +90,6 @@ def project_normalized(points_cam: jax.Array, focal: float = POSETRIPLET_FOCAL, 
 
 def back_project_normalized(points2d: jax.Array, depth: jax.Array, focal: float = POSETRIPLET_FOCAL) -> jax.Array:
     return jnp.concatenate([points2d * depth[..., None] / focal, depth[..., None]], -1)
-
-
-def euler_xyz(angles: jax.Array) -> jax.Array:
-    """Extrinsic x-y-z Euler angles (radians, (..., 3)) -> rotation Rz @ Ry @ Rx (SciPy's lowercase 'xyz')."""
-    cx, cy, cz = jnp.cos(angles[..., 0]), jnp.cos(angles[..., 1]), jnp.cos(angles[..., 2])
-    sx, sy, sz = jnp.sin(angles[..., 0]), jnp.sin(angles[..., 1]), jnp.sin(angles[..., 2])
-    one, zero = jnp.ones_like(cx), jnp.zeros_like(cx)
-    rx = jnp.stack([jnp.stack([one, zero, zero], -1), jnp.stack([zero, cx, -sx], -1),
-                    jnp.stack([zero, sx, cx], -1)], -2)
-    ry = jnp.stack([jnp.stack([cy, zero, sy], -1), jnp.stack([zero, one, zero], -1),
-                    jnp.stack([-sy, zero, cy], -1)], -2)
-    rz = jnp.stack([jnp.stack([cz, -sz, zero], -1), jnp.stack([sz, cz, zero], -1),
-                    jnp.stack([zero, zero, one], -1)], -2)
-    return rz @ ry @ rx
-
-
-def rot_z(yaw: jax.Array) -> jax.Array:
-    c, s = jnp.cos(yaw), jnp.sin(yaw)
-    one, zero = jnp.ones_like(c), jnp.zeros_like(c)
-    return jnp.stack([jnp.stack([c, -s, zero], -1), jnp.stack([s, c, zero], -1),
-                      jnp.stack([zero, zero, one], -1)], -2)
 
 
 @flax.struct.dataclass

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ptjax import skeleton
+from ptjax.geometry import frame, normalize, swing
 
 PARENTS = skeleton.PARENTS
 NUM_JOINTS = skeleton.NUM_JOINTS
@@ -82,80 +83,6 @@ SWING_REFERENCE = {
 LIMBS = ((J["RKnee"], J["RAnkle"], 1.0), (J["LKnee"], J["LAnkle"], 1.0),
          (J["LElbow"], J["LWrist"], -1.0), (J["RElbow"], J["RWrist"], -1.0))
 _LIMB_OF = {u: (u, l, s) for u, l, s in LIMBS} | {l: (u, l, s) for u, l, s in LIMBS}
-
-_EPS = 1e-12
-
-
-# --- rotation utilities ---------------------------------------------------------------------------------------------
-
-def normalize(v: jax.Array, eps: float = _EPS) -> jax.Array:
-    """(..., 3) -> unit vectors (a zero vector stays zero instead of becoming NaN)."""
-    return v / jnp.sqrt(jnp.maximum(jnp.sum(v * v, axis=-1, keepdims=True), eps))
-
-
-def skew(k: jax.Array) -> jax.Array:
-    """(..., 3) -> (..., 3, 3) cross-product matrices [k]x."""
-    z = jnp.zeros_like(k[..., 0])
-    return jnp.stack([jnp.stack([z, -k[..., 2], k[..., 1]], -1),
-                      jnp.stack([k[..., 2], z, -k[..., 0]], -1),
-                      jnp.stack([-k[..., 1], k[..., 0], z], -1)], -2)
-
-
-def swing(a: jax.Array, b: jax.Array) -> jax.Array:
-    """The smallest rotation taking unit vector a to unit vector b: (..., 3), (..., 3) -> (..., 3, 3).
-
-    Rodrigues' formula in the form R = I + [k]x + [k]x^2 / (1 + a.b) with k = a x b; singular only for b = -a.
-    """
-    a, b = jnp.broadcast_arrays(a, b)
-    k = jnp.cross(a, b)
-    c = jnp.sum(a * b, axis=-1)[..., None, None]
-    kx = skew(k)
-    eye = jnp.broadcast_to(jnp.eye(3, dtype=a.dtype), kx.shape)
-    return eye + kx + kx @ kx / jnp.maximum(1.0 + c, 1e-6)
-
-
-def frame(primary: jax.Array, secondary: jax.Array, rest_primary, rest_secondary) -> jax.Array:
-    """Rotation G with G rest_primary = primary (normalised) and G rest_secondary in the (primary, secondary) plane.
-
-    primary, secondary: (..., 3) world directions (secondary need not be orthogonal or unit); rest axes: (3,) unit
-    and orthogonal. Returns (..., 3, 3).
-    """
-    d = normalize(primary)
-    s = normalize(secondary - jnp.sum(secondary * d, -1, keepdims=True) * d)
-    a = jnp.stack([d, s, jnp.cross(d, s)], axis=-1)
-    u = np.asarray(rest_primary, np.float32)
-    v = np.asarray(rest_secondary, np.float32)
-    b = np.stack([u, v, np.cross(u, v)], axis=-1)
-    return a @ jnp.asarray(b.T)
-
-
-def matrix_to_6d(r: jax.Array) -> jax.Array:
-    """(..., 3, 3) -> (..., 6): the first two columns (Zhou et al., CVPR 2019, "On the continuity of rotation
-    representations in neural networks")."""
-    return jnp.concatenate([r[..., :, 0], r[..., :, 1]], axis=-1)
-
-
-def sixd_to_matrix(x: jax.Array) -> jax.Array:
-    """(..., 6) -> (..., 3, 3) rotation by Gram-Schmidt on the two 3-vectors (any non-degenerate input)."""
-    b1 = normalize(x[..., :3])
-    a2 = x[..., 3:]
-    b2 = normalize(a2 - jnp.sum(b1 * a2, -1, keepdims=True) * b1)
-    return jnp.stack([b1, b2, jnp.cross(b1, b2)], axis=-1)
-
-
-def rotation_angle(r1: jax.Array, r2: jax.Array | None = None) -> jax.Array:
-    """Geodesic angle (radians) of r1 (..., 3, 3), or between r1 and r2."""
-    rel = r1 if r2 is None else jnp.swapaxes(r1, -1, -2) @ r2
-    cos = (jnp.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0
-    return jnp.arccos(jnp.clip(cos, -1.0, 1.0))
-
-
-def yaw_matrix(angle: jax.Array) -> jax.Array:
-    """(...) angles (radians) -> (..., 3, 3) rotations about the world z axis."""
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    z, o = jnp.zeros_like(c), jnp.ones_like(c)
-    return jnp.stack([jnp.stack([c, -s, z], -1), jnp.stack([s, c, z], -1), jnp.stack([z, z, o], -1)], -2)
-
 
 # --- kinematics -----------------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from ptjax import geometry
 from ptjax import kinematics as K
 from ptjax import skeleton
 from ptjax.data import load_clips
@@ -89,7 +90,7 @@ def test_novelty_ignores_placement_and_mirroring(walk):
     window, stride = 10, 5
     ref = [walk]
     # The same motion elsewhere, turned, and mirrored: not new.
-    yaw = K.yaw_matrix(np.float32(1.1))
+    yaw = geometry.yaw_matrix(np.float32(1.1))
     moved = walk @ np.asarray(yaw, np.float64).T + np.array([3.0, -2.0, 0.0])
     mirrored = np.asarray(skeleton.flip_lr(walk, axis=1))
     ref_desc, _ = window_descriptors(ref, window, 1, mirror=True)

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ptjax import geometry
 from ptjax import kinematics as K
 from ptjax import skeleton
 from ptjax.data import load_clips, pack_motions
@@ -45,14 +46,14 @@ def test_rotations_are_smooth_on_clips(clips30, ik_fk):
     joints, lengths = clips30
     rot, _, _ = ik(joints)
     g = K.local_to_global(rot)
-    dang = np.degrees(np.asarray(K.rotation_angle(g[:, :-1], g[:, 1:])))        # (N, T-1, 17)
-    dirs = np.asarray(K.normalize(K.bone_vectors(joints)))
+    dang = np.degrees(np.asarray(geometry.rotation_angle(g[:, :-1], g[:, 1:])))        # (N, T-1, 17)
+    dirs = np.asarray(geometry.normalize(K.bone_vectors(joints)))
     ddir = np.degrees(np.arccos(np.clip(np.sum(dirs[:, 1:] * dirs[:, :-1], -1), -1, 1)))
     valid = np.arange(joints.shape[1] - 1)[None] < (lengths[:, None] - 1)
     excess = (dang - ddir)[valid]
     # Fast spins legitimately twist bones by ~20 degrees per frame at 30 fps; a flipped twist would be ~180.
     assert excess.max() < 30.0, excess.max()
-    local = np.degrees(np.asarray(K.rotation_angle(rot[:, :-1], rot[:, 1:])))[valid]
+    local = np.degrees(np.asarray(geometry.rotation_angle(rot[:, :-1], rot[:, 1:])))[valid]
     assert local.max() < 60.0, local.max()
 
 
@@ -79,16 +80,16 @@ def test_twist_stable_through_straight_limb(ik_fk):
     rot, root, bl = ik(poses)
     assert np.abs(np.asarray(fk(rot, root, bl)) - poses).max() < 1e-5
     thigh_frame = K.local_to_global(rot)[:, 2]
-    step = np.degrees(np.asarray(K.rotation_angle(thigh_frame[:-1], thigh_frame[1:])))
+    step = np.degrees(np.asarray(geometry.rotation_angle(thigh_frame[:-1], thigh_frame[1:])))
     assert step.max() < 1.0, step.max()          # the thigh does not move: its frame barely turns
-    knee = np.degrees(np.asarray(K.rotation_angle(rot[:, 3])))
+    knee = np.degrees(np.asarray(geometry.rotation_angle(rot[:, 3])))
     np.testing.assert_allclose(knee, np.abs(angles), atol=0.5)  # the knee rotation is the flexion angle
 
 
 def test_bone_lengths_exact_for_any_rotations(ik_fk):
     _, fk = ik_fk
     rng = np.random.default_rng(0)
-    rot = np.asarray(K.sixd_to_matrix(jnp.asarray(rng.normal(size=(8, 17, 6)), jnp.float32)))
+    rot = np.asarray(geometry.sixd_to_matrix(jnp.asarray(rng.normal(size=(8, 17, 6)), jnp.float32)))
     lengths = rng.uniform(0.05, 0.5, size=(8, 16)).astype(np.float32)
     joints = fk(rot, rng.normal(size=(8, 3)).astype(np.float32), lengths)
     np.testing.assert_allclose(np.asarray(K.bone_lengths(joints)), lengths, atol=2e-6)
@@ -102,7 +103,7 @@ def test_rest_pose_and_heading():
     assert abs(float(K.heading(rest))) < 1e-6                               # facing +x
     walk = load_clips(["walk"])["walk"].joints[:10]
     h0 = np.asarray(K.heading(walk))
-    turned = walk @ np.asarray(K.yaw_matrix(jnp.float32(0.7))).T
+    turned = walk @ np.asarray(geometry.yaw_matrix(jnp.float32(0.7))).T
     dh = np.angle(np.exp(1j * (np.asarray(K.heading(turned)) - h0)))
     np.testing.assert_allclose(dh, 0.7, atol=1e-4)
 
@@ -113,18 +114,18 @@ def test_set_bone_lengths_keeps_directions():
     out = np.asarray(K.set_bone_lengths(joints, new))
     np.testing.assert_allclose(np.asarray(K.bone_lengths(out)), np.broadcast_to(new, (len(joints), 16)), atol=1e-6)
     np.testing.assert_allclose(out[:, 0], joints[:, 0])
-    d_in = np.asarray(K.normalize(K.bone_vectors(joints)))
-    d_out = np.asarray(K.normalize(K.bone_vectors(out)))
+    d_in = np.asarray(geometry.normalize(K.bone_vectors(joints)))
+    d_out = np.asarray(geometry.normalize(K.bone_vectors(out)))
     np.testing.assert_allclose(d_out, d_in, atol=1e-6)
 
 
 def test_6d_conversion_round_trip():
     rng = np.random.default_rng(1)
-    r = np.asarray(K.sixd_to_matrix(jnp.asarray(rng.normal(size=(50, 6)), jnp.float32)))
-    np.testing.assert_allclose(np.asarray(K.sixd_to_matrix(K.matrix_to_6d(r))), r, atol=1e-6)
-    a, b = K.normalize(jnp.asarray(rng.normal(size=(50, 3)), jnp.float32)), \
-        K.normalize(jnp.asarray(rng.normal(size=(50, 3)), jnp.float32))
-    np.testing.assert_allclose(np.asarray(jnp.einsum("nij,nj->ni", K.swing(a, b), a)), np.asarray(b), atol=1e-5)
+    r = np.asarray(geometry.sixd_to_matrix(jnp.asarray(rng.normal(size=(50, 6)), jnp.float32)))
+    np.testing.assert_allclose(np.asarray(geometry.sixd_to_matrix(geometry.matrix_to_6d(r))), r, atol=1e-6)
+    a, b = geometry.normalize(jnp.asarray(rng.normal(size=(50, 3)), jnp.float32)), \
+        geometry.normalize(jnp.asarray(rng.normal(size=(50, 3)), jnp.float32))
+    np.testing.assert_allclose(np.asarray(jnp.einsum("nij,nj->ni", geometry.swing(a, b), a)), np.asarray(b), atol=1e-5)
 
 
 def test_check_positions_errors():

@@ -35,7 +35,7 @@ def test_fk_matches_mujoco(body):
         d.qpos[:] = q
         mujoco.mj_kinematics(body.model, d)
         pos, rot = retarget.body_transforms(tree, jnp.asarray(q, jnp.float32))
-        joints = retarget.forward_kinematics(tree, jnp.asarray(q, jnp.float32))
+        joints = retarget.humanoid_forward_kinematics(tree, jnp.asarray(q, jnp.float32))
         np.testing.assert_allclose(joints, d.site_xpos[body.h36m_site_ids], atol=2e-5)
         np.testing.assert_allclose(pos, d.xpos[body.body_ids], atol=2e-5)
         np.testing.assert_allclose(rot, d.xmat[body.body_ids].reshape(-1, 3, 3), atol=2e-5)
@@ -88,9 +88,9 @@ def test_bad_input_is_refused(body):
     bad = walk.joints.copy()
     bad[3, 5] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
-        retarget.inverse_kinematics(body, bad)
+        retarget.humanoid_inverse_kinematics(body, bad)
     with pytest.raises(ValueError, match="16 joints"):
-        retarget.inverse_kinematics(body, walk.joints[:, :16])
+        retarget.humanoid_inverse_kinematics(body, walk.joints[:, :16])
     collapsed = walk.joints.copy()
     collapsed[:, 2] = collapsed[:, 1]  # zero-length thigh
     with pytest.raises(ValueError, match="zero-length bone RHip-RKnee"):

@@ -19,6 +19,8 @@ import os
 
 import numpy as np
 
+from ptjax import geometry
+
 FRAME_WIDTH = 44
 _SCALE = 0.25
 # name, parent, offset in the parent's frame (URDF units, x0.25), kind, column(s) in a frame.
@@ -52,22 +54,12 @@ Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 
 def _quat_wxyz_to_mat(q: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(q, axis=-1, keepdims=True)
-    if np.any(norm < 1e-8):
+    if np.any(np.linalg.norm(q, axis=-1) < 1e-8):
         raise ValueError("DeepMimic frame holds a zero quaternion")
-    w, x, y, z = np.moveaxis(q / norm, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
+    return geometry.quat_to_matrix(q, xp=np)
 
 
-def _rot_z(a: np.ndarray) -> np.ndarray:
-    c, s, o, one = np.cos(a), np.sin(a), np.zeros_like(a), np.ones_like(a)
-    return np.stack([np.stack([c, -s, o], -1), np.stack([s, c, o], -1), np.stack([o, o, one], -1)], -2)
-
-
-def forward_kinematics(frames: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def deepmimic_forward_kinematics(frames: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(T, 44) DeepMimic frames -> (T, 15, 3) joint positions (Y-up, metres) and each link's world rotation."""
     frames = np.asarray(frames, np.float64)
     n = len(frames)
@@ -81,7 +73,7 @@ def forward_kinematics(frames: np.ndarray) -> tuple[np.ndarray, dict[str, np.nda
         if kind == "q":
             local = _quat_wxyz_to_mat(frames[:, cols])
         elif kind == "r":
-            local = _rot_z(frames[:, cols])
+            local = geometry.yaw_matrix(frames[:, cols], xp=np)
         else:
             local = np.broadcast_to(np.eye(3), (n, 3, 3))
         rot[name] = rot[parent] @ local
@@ -134,7 +126,7 @@ def load_motion_file(path: str | os.PathLike, name: str | None = None):
     """One DeepMimic file -> `Motion` on H36M-17 (Z-up, metres), fps from the first frame's duration."""
     from ptjax.data.motion import Motion
     frames, _ = read_frames(path)
-    positions, rotations = forward_kinematics(frames)
+    positions, rotations = deepmimic_forward_kinematics(frames)
     joints = to_h36m(positions, rotations["neck"])
     # Clips are sampled uniformly except for rare doubled steps (one in `roll`), which we keep as they are.
     steps = frames[:-1, 0] if len(frames) > 1 else frames[:, 0]

@@ -26,7 +26,7 @@ import zipfile
 import jax.numpy as jnp
 import numpy as np
 
-from ptjax import camera, skeleton
+from ptjax import camera, geometry, skeleton
 from ptjax.data.datasets import EvalSequence, to_h36m17
 
 FPS = 50.0
@@ -154,16 +154,6 @@ class H36MCamera:
         return int(self.intrinsics.height)
 
 
-def quaternion_to_matrix(q) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) -> (3, 3) rotation matrix (active rotation: v' = R v)."""
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
 def get_camera(subject: str, index: int) -> H36MCamera:
     """Camera `index` (0..3) of `subject` (S1, S5-S9, S11; S2-S4 have no published extrinsics)."""
     if subject not in CAMERA_EXTRINSICS:
@@ -172,13 +162,14 @@ def get_camera(subject: str, index: int) -> H36MCamera:
         raise ValueError(f"Human3.6M camera index must be 0..3, got {index}")
     intr = CAMERA_INTRINSICS[index]
     orientation, translation_mm = CAMERA_EXTRINSICS[subject][index]
+    rotation = geometry.quat_to_matrix(np.asarray(orientation, np.float64), xp=np)
     f32 = lambda v: jnp.float32(v)  # noqa: E731
     return H36MCamera(
         id=intr["id"],
         intrinsics=camera.Intrinsics(fx=f32(intr["focal_length"][0]), fy=f32(intr["focal_length"][1]),
                                      cx=f32(intr["center"][0]), cy=f32(intr["center"][1]),
                                      width=f32(intr["res_w"]), height=f32(intr["res_h"])),
-        extrinsics=camera.Extrinsics(rotation=jnp.asarray(quaternion_to_matrix(orientation), jnp.float32),
+        extrinsics=camera.Extrinsics(rotation=jnp.asarray(rotation, jnp.float32),
                                      position=jnp.asarray(np.asarray(translation_mm) / 1000.0, jnp.float32)),
         radial_distortion=tuple(intr["radial_distortion"]),
         tangential_distortion=tuple(intr["tangential_distortion"]),

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ptjax import camera, skeleton
+from ptjax import camera, geometry, skeleton
 
 # Bone groups in `skeleton.BONES` order (children 1..16); left and right bones share a group.
 BONE_GROUP_NAMES = ("hip", "thigh", "shin", "lower_spine", "upper_spine", "neck", "head", "shoulder", "upper_arm",
@@ -71,7 +71,7 @@ def augment_bone_lengths(rng: jax.Array, joints: jax.Array, scale=(0.9, 1.1), ji
 def random_yaw(rng: jax.Array, joints: jax.Array) -> jax.Array:
     """Rotate each window (B, T, 17, 3) about the world Z axis by a uniform angle in [0, 2 pi)."""
     yaw = jax.random.uniform(rng, (joints.shape[0],), maxval=2 * jnp.pi)
-    return jnp.einsum("btjw,bvw->btjv", joints, camera.rot_z(yaw))
+    return jnp.einsum("btjw,bvw->btjv", joints, geometry.yaw_matrix(yaw))
 
 
 def recenter(rng: jax.Array, joints: jax.Array, jitter: float) -> jax.Array:

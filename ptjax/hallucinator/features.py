@@ -16,6 +16,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from ptjax import geometry
 from ptjax import kinematics as K
 from ptjax import skeleton
 
@@ -37,13 +38,13 @@ def canonical_frame(pose: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def to_canonical(joints: jax.Array, yaw: jax.Array, origin: jax.Array) -> jax.Array:
     """World joints (..., T, J, 3) -> canonical: rotate by -yaw about z after subtracting origin (..., 3)."""
-    r = K.yaw_matrix(-yaw)[..., None, None, :, :]
+    r = geometry.yaw_matrix(-yaw)[..., None, None, :, :]
     return jnp.einsum("...ij,...j->...i", r, joints - origin[..., None, None, :])
 
 
 def from_canonical(joints: jax.Array, yaw: jax.Array, origin: jax.Array) -> jax.Array:
     """Inverse of `to_canonical`."""
-    r = K.yaw_matrix(yaw)[..., None, None, :, :]
+    r = geometry.yaw_matrix(yaw)[..., None, None, :, :]
     return jnp.einsum("...ij,...j->...i", r, joints) + origin[..., None, None, :]
 
 
@@ -82,10 +83,10 @@ def window_features(joints: jax.Array, anchor: int, fps: float, contact_speed: f
 
 def flat_rot6d(rot: jax.Array) -> jax.Array:
     """(..., 17, 3, 3) -> (..., 102)."""
-    six = K.matrix_to_6d(rot)
+    six = geometry.matrix_to_6d(rot)
     return six.reshape(six.shape[:-2] + (-1,))
 
 
 def unflat_rot6d(x: jax.Array) -> jax.Array:
     """(..., 102) -> (..., 17, 3, 3) rotations (Gram-Schmidt)."""
-    return K.sixd_to_matrix(x.reshape(x.shape[:-1] + (skeleton.NUM_JOINTS, 6)))
+    return geometry.sixd_to_matrix(x.reshape(x.shape[:-1] + (skeleton.NUM_JOINTS, 6)))

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ptjax import geometry
 from ptjax import kinematics as K
 from ptjax.data import Motion, MotionBuffer
 from ptjax.hallucinator import cleanup
@@ -43,7 +44,7 @@ def _segment(g_params, config, context: jax.Array, lengths: jax.Array, target_ro
     c = context.shape[1]
     feats, _, yaw, origin = _context_features(context, lengths, config)
     if not canonical_target:
-        turn = K.yaw_matrix(-yaw)
+        turn = geometry.yaw_matrix(-yaw)
         target_rot = target_rot.at[:, 0].set(turn @ target_rot[:, 0])
         target_root = jnp.einsum("bij,bj->bi", turn, target_root - origin)
     target = {"rot6d": flat_rot6d(target_rot), "root": target_root}
@@ -118,7 +119,7 @@ def _sample(g_params, rng, start, pool, config, num_segments: int, segment_lengt
         idx = jax.random.randint(k_idx, (b,), 0, pool.shape[0])
         turn = jax.random.uniform(k_yaw, (b,), minval=-1.0, maxval=1.0) * yaw_range
         rot = pool_rot[idx]
-        rot = rot.at[:, 0].set(K.yaw_matrix(turn - pool_yaw[idx]) @ rot[:, 0])
+        rot = rot.at[:, 0].set(geometry.yaw_matrix(turn - pool_yaw[idx]) @ rot[:, 0])
         xy = jax.random.uniform(k_xy, (b, 2), minval=-1.0, maxval=1.0) * root_range
         root = jnp.concatenate([xy, pool_root[idx, 2:]], axis=-1)
         noise = (jax.random.normal(k_noise, (b, config.model.encoder_out)) if use_noise

@@ -33,8 +33,8 @@ from brax.envs.base import State  # noqa: E402
 
 from ptjax import skeleton
 from ptjax.imitator.humanoid import BODIES, Humanoid
-from ptjax.imitator.retarget import (ReferenceMotion, body_transforms, kinematic_tree, mat_to_quat, quat_to_mat,
-                                     so3_log)
+from ptjax.geometry import heading_rotation, matrix_to_quat, quat_to_matrix, rotation_angle, so3_log
+from ptjax.imitator.retarget import ReferenceMotion, body_transforms, kinematic_tree
 
 J = skeleton.JOINT_INDEX
 REWARD_TERMS = ("pose", "velocity", "end_effector", "root_height", "root_orientation", "root_velocity",
@@ -166,24 +166,12 @@ def make_library(refs: Sequence[ReferenceMotion], max_frames: int | None = None,
     return ReferenceLibrary(lengths=jnp.asarray(lengths, jnp.int32), weights=jnp.asarray(w, jnp.float32), **fields)
 
 
-# --- small geometry helpers ------------------------------------------------------------------------------------------
-
-def heading_rotation(rot: jax.Array) -> jax.Array:
-    """Yaw-only rotation (3, 3) of a body's forward (x) axis projected on the floor."""
-    fwd = rot[:, 0]
-    yaw = jnp.arctan2(fwd[1], fwd[0])
-    c, s = jnp.cos(yaw), jnp.sin(yaw)
-    return jnp.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
+# --- the observation's rotation layout -----------------------------------------------------------------------------
 
 def rot6d(rot: jax.Array) -> jax.Array:
+    """The observation's 6-D rotations: the first two columns row by row (r00, r01, r10, r11, r20, r21), not
+    `geometry.matrix_to_6d`'s layout; trained policies' inputs depend on it."""
     return rot[..., :, :2].reshape(rot.shape[:-2] + (6,))
-
-
-def geodesic(r1: jax.Array, r2: jax.Array) -> jax.Array:
-    """Angle (radians) between rotation matrices (..., 3, 3)."""
-    cos = (jnp.trace(jnp.swapaxes(r1, -1, -2) @ r2, axis1=-2, axis2=-1) - 1) / 2
-    return jnp.arccos(jnp.clip(cos, -1.0 + 1e-7, 1.0 - 1e-7))
 
 
 class TrackingEnv:
@@ -281,7 +269,7 @@ class TrackingEnv:
         task = []
         for k in range(1, c.horizon + 1):
             r_qpos, _, _, r_pos, r_quat = self._ref_frame(refs, take, frame + k)
-            r_root_rot = quat_to_mat(r_quat[0])
+            r_root_rot = quat_to_matrix(r_quat[0])
             task += [
                 r_qpos[self.hinge_adr],
                 inv_h @ (r_pos[0] - root),
@@ -293,7 +281,7 @@ class TrackingEnv:
     def _reward(self, data, pos, rot, joints, action, refs, take, frame):
         w, k = self.weights, self.kernels
         r_qpos, r_qvel, r_joints, r_pos, r_quat = self._ref_frame(refs, take, frame)
-        r_rot = quat_to_mat(r_quat)
+        r_rot = quat_to_matrix(r_quat)
         rel = jnp.swapaxes(rot[0], -1, -2) @ rot[1:]
         r_rel = jnp.swapaxes(r_rot[0], -1, -2) @ r_rot[1:]
         heading, r_heading = heading_rotation(rot[0]), heading_rotation(r_rot[0])
@@ -302,11 +290,11 @@ class TrackingEnv:
         v_local = heading.T @ data.qvel[0:3]
         r_v_local = r_heading.T @ r_qvel[0:3]
         errors = {
-            "pose": jnp.sum(geodesic(rel, r_rel) ** 2),
+            "pose": jnp.sum(rotation_angle(rel, r_rel, clip_eps=1e-7) ** 2),
             "velocity": jnp.sum((data.qvel[self.hinge_dof] - r_qvel[self.hinge_dof]) ** 2),
             "end_effector": jnp.sum((ee - r_ee) ** 2),
             "root_height": (pos[0, 2] - r_pos[0, 2]) ** 2,
-            "root_orientation": geodesic(rot[0], r_rot[0]) ** 2,
+            "root_orientation": rotation_angle(rot[0], r_rot[0], clip_eps=1e-7) ** 2,
             "root_velocity": jnp.sum((v_local - r_v_local) ** 2),
             "root_angular_velocity": jnp.sum((data.qvel[3:6] - r_qvel[3:6]) ** 2),
             "joint_position": jnp.mean(jnp.sum((joints - r_joints) ** 2, -1)),
@@ -326,8 +314,8 @@ class TrackingEnv:
         r_qpos, r_qvel, *_ = self._ref_frame(refs, take, frame)
         if self.config.init == "standing":
             # PoseTriplet's fixed start: the rest pose at the reference root's position and heading.
-            heading = heading_rotation(quat_to_mat(r_qpos[3:7]))
-            qpos = self._rest_qpos.at[0:2].set(r_qpos[0:2]).at[3:7].set(mat_to_quat(heading))
+            heading = heading_rotation(quat_to_matrix(r_qpos[3:7]))
+            qpos = self._rest_qpos.at[0:2].set(r_qpos[0:2]).at[3:7].set(matrix_to_quat(heading))
             qvel = jnp.zeros_like(r_qvel)
         else:
             qpos, qvel = r_qpos, r_qvel
@@ -384,7 +372,7 @@ class TrackingEnv:
         target = jnp.clip(r_next[self.hinge_adr] + c.action_scale * action[:self.nu],
                           self.hinge_low, self.hinge_high)
         policy = self.residual_wrench(action)
-        heading = heading_rotation(quat_to_mat(data.qpos[3:7]))  # the policy's force is in its heading frame
+        heading = heading_rotation(quat_to_matrix(data.qpos[3:7]))  # the policy's force is in its heading frame
         policy = jnp.concatenate([heading @ policy[0:3], policy[3:6]])
         servo_on = c.root_servo_kp > 0 or c.root_servo_kr > 0
 
@@ -410,7 +398,7 @@ class TrackingEnv:
         own residual adds to it): force in the world frame, torque in the root's frame."""
         c = self.config
         force = c.root_servo_kp * (r_qpos[0:3] - data.qpos[0:3]) + c.root_servo_kd * (r_qvel[0:3] - data.qvel[0:3])
-        rot, r_rot = quat_to_mat(data.qpos[3:7]), quat_to_mat(r_qpos[3:7])
+        rot, r_rot = quat_to_matrix(data.qpos[3:7]), quat_to_matrix(r_qpos[3:7])
         torque = (c.root_servo_kr * so3_log(rot.T @ r_rot)
                   + c.root_servo_kw * (r_qvel[3:6] - data.qvel[3:6]))
         return jnp.concatenate([force, torque])

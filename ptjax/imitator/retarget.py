@@ -1,9 +1,9 @@
 """Retargeting between H36M-17 joint positions and humanoid joint angles: batched, jittable IK and FK.
 
-`forward_kinematics(tree, qpos)` reproduces MuJoCo's kinematics of the humanoid (body rotations and H36M sites) in
-plain jnp, so it is cheap to differentiate. `inverse_kinematics` fits qpos to joint positions frame by frame with
-damped Gauss-Newton (Levenberg-Marquardt) steps in the tangent space of the root orientation, warm-started from the
-previous frame (so consecutive solutions stay on the same branch: no flips), with
+`humanoid_forward_kinematics(tree, qpos)` reproduces MuJoCo's kinematics of the humanoid (body rotations and H36M
+sites) in plain jnp, so it is cheap to differentiate. `humanoid_inverse_kinematics` fits qpos to joint positions frame
+by frame with damped Gauss-Newton (Levenberg-Marquardt) steps in the tangent space of the root orientation, warm-started
+from the previous frame (so consecutive solutions stay on the same branch: no flips), with
   - joint limits respected by projecting hinge angles onto their anatomical ranges after every step,
   - a pull toward the previous frame's angles (smoothness) and toward zero for directions the 17 joints cannot see
     (ankle angles, limb twist when a limb is straight),
@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ptjax import skeleton
+from ptjax.geometry import axis_rotation, matrix_to_quat, quat_to_matrix, so3_exp, so3_log
 from ptjax.data.motion import Motion
 from ptjax.imitator.humanoid import BODIES, LEAF_SITES, Humanoid
 
@@ -78,64 +79,6 @@ def kinematic_tree(humanoid: Humanoid) -> KinematicTree:
                          np.asarray(humanoid.hinge_qpos_adr), np.asarray(humanoid.hinge_range), humanoid.nq)
 
 
-# --- rotations -------------------------------------------------------------------------------------------------------
-
-def quat_to_mat(q: jax.Array) -> jax.Array:
-    """(..., 4) unit quaternions (w, x, y, z) -> (..., 3, 3)."""
-    q = q / jnp.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return jnp.stack([
-        jnp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        jnp.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        jnp.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1)], -2)
-
-
-def mat_to_quat(r: jax.Array) -> jax.Array:
-    """(..., 3, 3) rotation matrices -> (..., 4) quaternions (w, x, y, z) with w >= 0 (branch-free)."""
-    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    w = jnp.sqrt(jnp.maximum(0.0, 1 + m00 + m11 + m22)) / 2
-    x = jnp.sqrt(jnp.maximum(0.0, 1 + m00 - m11 - m22)) / 2
-    y = jnp.sqrt(jnp.maximum(0.0, 1 - m00 + m11 - m22)) / 2
-    z = jnp.sqrt(jnp.maximum(0.0, 1 - m00 - m11 + m22)) / 2
-    x = jnp.copysign(x, r[..., 2, 1] - r[..., 1, 2])
-    y = jnp.copysign(y, r[..., 0, 2] - r[..., 2, 0])
-    z = jnp.copysign(z, r[..., 1, 0] - r[..., 0, 1])
-    q = jnp.stack([w, x, y, z], -1)
-    return q / jnp.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def axis_rotation(axis: int, angle: jax.Array) -> jax.Array:
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    one, zero = jnp.ones_like(c), jnp.zeros_like(c)
-    rows = {0: ((one, zero, zero), (zero, c, -s), (zero, s, c)),
-            1: ((c, zero, s), (zero, one, zero), (-s, zero, c)),
-            2: ((c, -s, zero), (s, c, zero), (zero, zero, one))}[axis]
-    return jnp.stack([jnp.stack(r, -1) for r in rows], -2)
-
-
-def so3_exp(w: jax.Array) -> jax.Array:
-    """Rotation vector (..., 3) -> matrix (Rodrigues), smooth at zero."""
-    theta2 = jnp.sum(w * w, -1)[..., None, None]
-    theta = jnp.sqrt(theta2 + 1e-24)
-    k = jnp.zeros(w.shape[:-1] + (3, 3), w.dtype)
-    k = k.at[..., 0, 1].set(-w[..., 2]).at[..., 0, 2].set(w[..., 1]).at[..., 1, 0].set(w[..., 2])
-    k = k.at[..., 1, 2].set(-w[..., 0]).at[..., 2, 0].set(-w[..., 1]).at[..., 2, 1].set(w[..., 0])
-    small = theta2 < 1e-8
-    a = jnp.where(small, 1 - theta2 / 6, jnp.sin(theta) / theta)
-    b = jnp.where(small, 0.5 - theta2 / 24, (1 - jnp.cos(theta)) / jnp.where(small, 1.0, theta2))
-    return jnp.eye(3, dtype=w.dtype) + a * k + b * (k @ k)
-
-
-def so3_log(r: jax.Array) -> jax.Array:
-    """Rotation matrix (..., 3, 3) -> rotation vector (..., 3) (angles below pi)."""
-    cos = jnp.clip((jnp.trace(r, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
-    theta = jnp.arccos(cos)
-    vee = jnp.stack([r[..., 2, 1] - r[..., 1, 2], r[..., 0, 2] - r[..., 2, 0], r[..., 1, 0] - r[..., 0, 1]], -1)
-    sin = jnp.sin(theta)
-    scale = jnp.where(sin > 1e-6, theta / (2 * jnp.where(sin > 1e-6, sin, 1.0)), 0.5 + theta ** 2 / 12)
-    return vee * scale[..., None]
-
-
 # --- forward kinematics ----------------------------------------------------------------------------------------------
 
 def body_transforms(tree: KinematicTree, qpos: jax.Array, root_rot: jax.Array | None = None
@@ -147,7 +90,7 @@ def body_transforms(tree: KinematicTree, qpos: jax.Array, root_rot: jax.Array | 
     rots, poss = [], []
     for b, parent in enumerate(tree.body_parent):
         if parent < 0:
-            rot = quat_to_mat(qpos[..., 3:7]) if root_rot is None else root_rot
+            rot = quat_to_matrix(qpos[..., 3:7]) if root_rot is None else root_rot
             pos = qpos[..., 0:3]
         else:
             rot = rots[parent]
@@ -159,7 +102,7 @@ def body_transforms(tree: KinematicTree, qpos: jax.Array, root_rot: jax.Array | 
     return jnp.stack(poss, -2), jnp.stack(rots, -3)
 
 
-def forward_kinematics(tree: KinematicTree, qpos: jax.Array) -> jax.Array:
+def humanoid_forward_kinematics(tree: KinematicTree, qpos: jax.Array) -> jax.Array:
     """qpos (..., nq) -> H36M-17 joints of the humanoid (..., 17, 3), world frame."""
     pos, rot = body_transforms(tree, qpos)
     body = np.asarray(tree.site_body)
@@ -279,7 +222,7 @@ def _make_solver(tree: KinematicTree, cfg: IKConfig, ankle_height: float):
         _, (qs, rs) = jax.lax.scan(step, (q0, r0), targets[1:])
         qs = jnp.concatenate([q0[None], qs], 0)
         rs = jnp.concatenate([r0[None], rs], 0)
-        return qs.at[:, 3:7].set(mat_to_quat(rs))
+        return qs.at[:, 3:7].set(matrix_to_quat(rs))
 
     return solve
 
@@ -290,7 +233,7 @@ def _jitted_solver(humanoid: Humanoid, cfg: IKConfig):
     return jax.jit(jax.vmap(solver))
 
 
-def inverse_kinematics(humanoid: Humanoid, joints: np.ndarray, cfg: IKConfig = IKConfig()) -> np.ndarray:
+def humanoid_inverse_kinematics(humanoid: Humanoid, joints: np.ndarray, cfg: IKConfig = IKConfig()) -> np.ndarray:
     """Fit qpos to H36M-17 world joints: (T, 17, 3) -> (T, nq), or batched (B, T, 17, 3) -> (B, T, nq)."""
     joints = skeleton.check_joints(joints, name="IK target joints")
     batched = joints.ndim == 4
@@ -373,7 +316,7 @@ def qpos_to_qvel(qpos: np.ndarray, fps: float, hinge_adr: np.ndarray, hinge_dof:
     span = (idx_next - idx_prev)[:, None] / fps
     qvel = np.zeros((t, nv))
     qvel[:, 0:3] = (qpos[idx_next, 0:3] - qpos[idx_prev, 0:3]) / span
-    rot = np.asarray(quat_to_mat(jnp.asarray(qpos[:, 3:7])), np.float64)
+    rot = np.asarray(quat_to_matrix(jnp.asarray(qpos[:, 3:7])), np.float64)
     rel = np.einsum("tji,tjk->tik", rot[idx_prev], rot[idx_next])
     qvel[:, 3:6] = np.asarray(so3_log(jnp.asarray(rel))) / span
     qvel[:, hinge_dof] = (qpos[idx_next][:, hinge_adr] - qpos[idx_prev][:, hinge_adr]) / span
@@ -439,18 +382,18 @@ def reference_from_qpos(humanoid: Humanoid, qpos: np.ndarray, fps: float, target
     tree = kinematic_tree(humanoid)
     q = jnp.asarray(qpos, jnp.float32)
     pos, rot = body_transforms(tree, q)
-    joints = forward_kinematics(tree, q)
+    joints = humanoid_forward_kinematics(tree, q)
     err = (jnp.linalg.norm(joints - jnp.asarray(targets, jnp.float32), axis=-1).mean(-1)
            if targets is not None else jnp.zeros(len(q)))
     qvel = qpos_to_qvel(qpos, fps, humanoid.hinge_qpos_adr, humanoid.hinge_dof_adr, humanoid.nv)
     return ReferenceMotion(qpos=q, qvel=jnp.asarray(qvel, jnp.float32), joints=joints, body_pos=pos,
-                           body_quat=mat_to_quat(rot), ik_error=err, fps=float(fps))
+                           body_quat=matrix_to_quat(rot), ik_error=err, fps=float(fps))
 
 
 def retarget(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = RetargetConfig()) -> ReferenceMotion:
     """A `Motion` (H36M-17 world joints) -> the humanoid's `ReferenceMotion` at `cfg.fps`."""
     joints, _ = prepare_joints(humanoid, motion, cfg)
-    qpos = inverse_kinematics(humanoid, joints, cfg.ik)
+    qpos = humanoid_inverse_kinematics(humanoid, joints, cfg.ik)
     return reference_from_qpos(humanoid, qpos, cfg.fps, joints)
 
 
@@ -459,5 +402,5 @@ def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetCon
     prepared = [prepare_joints(humanoid, m, cfg)[0] for m in motions]
     t_max = max(len(p) for p in prepared)
     batch = np.stack([np.concatenate([p, np.repeat(p[-1:], t_max - len(p), 0)]) for p in prepared])
-    qpos = inverse_kinematics(humanoid, batch, cfg.ik)
+    qpos = humanoid_inverse_kinematics(humanoid, batch, cfg.ik)
     return [reference_from_qpos(humanoid, qpos[i, :len(p)], cfg.fps, p) for i, p in enumerate(prepared)]

@@ -16,8 +16,8 @@ from ptjax._mjx import mjx  # noqa: F401  (before brax: silences mujoco.mjx's im
 from brax.envs.base import State  # noqa: E402
 
 from ptjax.data.motion import Motion
-from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, failure, heading_rotation
-from ptjax.imitator.retarget import mat_to_quat, quat_to_mat
+from ptjax.geometry import heading_rotation, matrix_to_quat, quat_to_matrix
+from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, failure
 
 
 @flax.struct.dataclass
@@ -74,9 +74,9 @@ class RolloutResult:
 
 def standing_qpos(env: TrackingEnv, qpos: jax.Array) -> jax.Array:
     """The rest pose at `qpos`'s root position (on the floor) and heading."""
-    heading = heading_rotation(quat_to_mat(qpos[3:7]))
+    heading = heading_rotation(quat_to_matrix(qpos[3:7]))
     rest = env._rest_qpos
-    return rest.at[0:2].set(qpos[0:2]).at[3:7].set(mat_to_quat(heading))
+    return rest.at[0:2].set(qpos[0:2]).at[3:7].set(matrix_to_quat(heading))
 
 
 def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.Array | None = None
