@@ -35,7 +35,7 @@ def get_config(variant: str = ""):
     c.hallucinator_steps = 20000
     c.hallucinator_batch = 64
     c.refine_iterations = 1200
-    c.refine_keep = "takes"     # the original's choices; on the bundled clips (configs/demo.py) the reset-free
-    c.replay_rounds = 0         # pieces and one replayed round gave 74.3 mm where these gave 84.1 (README)
+    c.refine_keep = "takes"     # the original's choices; configs/demo.py keeps the reset-free pieces and replays
+    c.replay_rounds = 0         # one round (README, "Results", gives the figures)
     c.steps_per_call = 100
     return c

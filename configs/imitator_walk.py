@@ -18,4 +18,5 @@ def get_config():
     c.max_minutes = 18.0
     c.log_every = 5
     c.checkpoint_every = 100
+    config.lock()
     return config

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ptjax import parallel
+from ptjax import parallel, training
 
 
 def _manager(directory: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
@@ -52,12 +52,8 @@ def save(directory: str, step: int, state: Any, metadata: dict | None = None, ma
             mngr.delete(step)  # saving the same step again replaces it
         mngr.save(step, args=ocp.args.StandardSave(_fill_empty(state)), force=True)
         mngr.wait_until_finished()
-    if metadata is not None and jax.process_index() == 0:  # one writer in a multi-process job
-        path = os.path.join(directory, f"metadata_{step}.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(metadata, f, indent=2, default=_json_default)
-        os.replace(tmp, path)
+    if metadata is not None:
+        training.write_json(os.path.join(directory, f"metadata_{step}.json"), metadata)
     return os.path.join(directory, str(step))
 
 
@@ -95,15 +91,3 @@ def load_metadata(directory: str, step: int) -> dict | None:
         return None
     with open(path) as f:
         return json.load(f)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import time
 from typing import Any, Sequence
@@ -46,7 +45,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ptjax import checkpoint as ckpt_lib
-from ptjax import parallel
+from ptjax import parallel, training
 from ptjax.data import HELDOUT_CLIPS, TRAIN_CLIPS, Motion, MotionBuffer, load_clips, sample_windows
 from ptjax.data.takes import Take, chunk_motions, make_takes
 
@@ -113,6 +112,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.gif = True
     c.gif_frames = 90
     c.max_to_keep = 3
+    c.lock()  # a misspelt key in a config file is an error, not a new field
     return c
 
 
@@ -427,13 +427,12 @@ class CoEvolution:
               ) -> tuple[CoEvolutionState, dict]:
         """Run `num_steps` updates of `phase`'s learner (rounded up to whole calls); returns the last call's mean
         metrics. `log(phase, metrics)` receives each call's mean metrics."""
-        from tqdm import tqdm
         chunk = 1 if phase == "imitator" else int(self.config.steps_per_call)
         calls = -(-int(num_steps) // chunk)
         state = state.replace(phase=phase, phase_step=jnp.zeros((), jnp.int32))
         last = {}
-        with tqdm(total=calls * chunk, desc=f"round {int(state.round)} {phase}", disable=not progress,
-                  leave=False) as bar:
+        with training.progress_bar(total=calls * chunk, desc=f"round {int(state.round)} {phase}",
+                                   disable=not progress, leave=False) as bar:
             for _ in range(calls):
                 state, stacked = self.steps(state, chunk)
                 last = {k: float(np.mean(np.asarray(v))) for k, v in stacked.items()}
@@ -441,7 +440,7 @@ class CoEvolution:
                     log(phase, last)
                 bar.update(chunk)
                 bar.set_postfix({k: f"{last[k]:.3g}" for k in _headline(phase) if k in last})
-        _check_finite(getattr(state, phase), phase)
+        training.check_finite_tree(getattr(state, phase), f"{phase} state")
         return state, last
 
     def lift(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
@@ -680,12 +679,6 @@ def _headline(phase: str) -> tuple[str, ...]:
             "hallucinator": ("g_total",)}[phase]
 
 
-def _check_finite(tree, what: str) -> None:
-    bad = parallel.nonfinite_paths(tree)
-    if bad:
-        raise FloatingPointError(f"non-finite {what} state at {bad[0]}")
-
-
 def phases_of_round(config, round_index: int) -> list[str]:
     out = []
     for name in PHASES:
@@ -701,15 +694,6 @@ def phases_of_round(config, round_index: int) -> list[str]:
 
 # --- the driver -----------------------------------------------------------------------------------------------------
 
-def _write_json(path: str, data) -> None:
-    if jax.process_index() != 0:  # one writer per job (ptjax.distributed)
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=ckpt_lib._json_default)
-    os.replace(tmp, path)
-
-
 def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, progress: bool = True,
         stop_after: tuple[int, str] | None = None) -> list[dict]:
     """Round 0 and `config.num_rounds` rounds (module docstring). Writes WORKDIR/metrics.json (one entry per
@@ -718,7 +702,6 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
 
     In a multi-process job (`ptjax.distributed`) every process runs this with the same arguments and a shared
     WORKDIR; process 0 alone writes the files, every process joins the checkpoints."""
-    from tensorboardX import SummaryWriter
 
     main = jax.process_index() == 0
     progress = progress and main
@@ -748,15 +731,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
         state = co._place(state)
     elif resume and main:
         print(f"coevolve: no checkpoint in {workdir!r}; starting a new run")
-    _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+    training.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
-    writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if main else _NoWriter()
+    writer = training.MetricWriter(workdir)
 
     def log(phase, metrics):
         step = meta["learner_steps"].get(phase, 0) + 1
         meta["learner_steps"][phase] = step
         for k, v in metrics.items():
-            writer.add_scalar(f"{phase}/{k}", v, step)
+            writer.scalar(f"{phase}/{k}", v, step)
 
     try:
         while meta["round"] <= config.num_rounds:
@@ -816,22 +799,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     meta["next_phase"] = index + 1
                 meta["checkpoint"] += 1
                 ckpt_lib.save(ckdir, meta["checkpoint"], state, metadata=meta, max_to_keep=config.max_to_keep)
-                _write_json(os.path.join(workdir, "metrics.json"), meta["history"])
+                training.write_json(os.path.join(workdir, "metrics.json"), meta["history"])
                 if stop_after is not None and tuple(stop_after) == (r, name):
                     return meta["history"]
     finally:
         writer.close()
-    _write_json(os.path.join(workdir, "metrics.json"), meta["history"])
+    training.write_json(os.path.join(workdir, "metrics.json"), meta["history"])
     return meta["history"]
-
-
-class _NoWriter:
-    """TensorBoard's writer for the processes that do not write (all but process 0)."""
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
 
 
 def _log_round(writer, record: dict) -> None:
@@ -839,9 +813,9 @@ def _log_round(writer, record: dict) -> None:
     for group in ("estimator", "imitator", "hallucinator", "refine", "lift"):
         for k, v in (record.get(group) or {}).items():
             if isinstance(v, (int, float)) and v is not None:
-                writer.add_scalar(f"round/{group}/{k}", v, r)
+                writer.scalar(f"round/{group}/{k}", v, r)
     for k, v in record["phase_seconds"].items():
-        writer.add_scalar(f"round/seconds/{k}", v, r)
+        writer.scalar(f"round/seconds/{k}", v, r)
 
 
 def _kept(refine: dict) -> str:

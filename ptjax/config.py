@@ -3,7 +3,8 @@
 A config file is a Python file with `get_config()` returning a `ConfigDict` (as in the Flax examples). A path may
 carry an argument after a colon (`configs/demo.py:fast`), passed to `get_config(arg)`.
 Overrides keep each field's type: `--config.imitator.num_envs=4096` stays an int, and a misspelt key or a value of
-the wrong type is a `ValueError` that names it.
+the wrong type is a `ValueError` that names it. The components' default configs are locked, so a misspelt key inside
+a config file is an error too (`load_config` names the file).
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
         sys.path.pop(0)
     if not hasattr(module, "get_config"):
         raise ValueError(f"config file {path!r} defines no get_config()")
-    config = module.get_config(arg) if arg else module.get_config()
+    try:
+        config = module.get_config(arg) if arg else module.get_config()
+    except AttributeError as e:  # a locked ConfigDict refuses a key it does not have
+        raise ValueError(f"{path}: {e}") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise ValueError(f"{path}: get_config() must return an ml_collections.ConfigDict")
     return config
@@ -86,6 +90,7 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> 
             raise ValueError(f"config override {item!r}: unknown key {key!r} "
                              f"(known here: {sorted(node.keys())})")
         node[leaf] = _parse_value(raw, node[leaf], key)
+    config.lock()
     return config
 
 

@@ -4,7 +4,7 @@ import ml_collections
 import pytest
 
 from ptjax import cli
-from ptjax.config import apply_overrides, split_overrides
+from ptjax.config import apply_overrides, load_config, split_overrides
 
 
 def test_data_list_and_show(tmp_path, capsys):
@@ -37,3 +37,18 @@ def test_config_overrides_keep_types_and_reject_typos():
         apply_overrides(cfg, ["--config.imitator.num_envs=1.5"])
     with pytest.raises(ValueError, match="no section"):
         apply_overrides(cfg, ["--config.estimator.lr=1"])
+
+
+@pytest.mark.parametrize("spec", ["configs/demo.py", "configs/demo.py:large", "configs/smoke.py", "configs/h36m.py",
+                                  "configs/imitator_walk.py", "configs/hallucinator.py:large",
+                                  "configs/estimator_clips.py:large_detector"])
+def test_every_config_file_is_locked_and_a_misspelt_key_in_one_is_an_error(spec, tmp_path):
+    config = load_config(spec)
+    assert config.is_locked and apply_overrides(config, []).is_locked
+    with pytest.raises(AttributeError):
+        config.seeed = 1
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ptjax.coevolve import default_config\n\n\ndef get_config():\n    c = default_config()\n"
+                   "    c.estimator.optim.learning_rat = 1e-3\n    return c\n")
+    with pytest.raises(ValueError, match="bad.py.*learning_rat.*cannot be added"):
+        load_config(str(bad))

@@ -44,7 +44,7 @@ def test_cli_train_writes_metrics_checkpoints_and_tensorboard(run_dir):
         assert np.isfinite(final["mean"][key])
     assert final["mean"]["p_mpjpe"] < final["mean"]["mpjpe"]
     assert [t["step"] for t in record["train"]] == [4, 8]
-    assert any(name.startswith("events") for name in os.listdir(run_dir / "tb"))
+    assert any(name.startswith("events") for name in os.listdir(run_dir / "tensorboard"))
     # The checkpoint reproduces the reported evaluation.
     state, config = est.load(str(run_dir))
     assert int(state.step) == 8 and tuple(config.model.filter_widths) == (3, 3)

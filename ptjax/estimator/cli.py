@@ -41,7 +41,7 @@ def register(subparsers) -> None:
                        description="Supervised training from the bundled clips' training split through random "
                                    "(and adversarial) virtual cameras, or from a file of 2D-3D pairs; evaluation on "
                                    "the held-out clips seen by fixed cameras. Writes WORKDIR/metrics.json, "
-                                   "WORKDIR/tb (TensorBoard), WORKDIR/checkpoints (orbax).")
+                                   "WORKDIR/tensorboard (TensorBoard), WORKDIR/checkpoints (orbax).")
     p.add_argument("--config", required=True, help="config file, e.g. configs/estimator_clips.py")
     p.add_argument("--workdir", required=True, help="output directory")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in WORKDIR")

@@ -98,6 +98,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.fps = (30.0,)               # training clips are resampled to each of these rates (rate augmentation)
     c.data.num_cameras = 4             # fixed cameras per clip for the 2D takes (make_takes)
     c.data.real2d = False              # feed the training clips' 2D takes to D_cam as "real" 2D
+    c.lock()  # a misspelt key in a config file is an error, not a new field
     return c
 
 

@@ -9,8 +9,8 @@ Data, all packed once into device arrays (`MotionBuffer`) and sampled inside jit
   metres (optional `lengths` (N,) valid frames per sequence); windows of it train PoseNet/TrajNet directly.
 
 Each host call runs `train.steps_per_call` steps in one `lax.scan`. Every `log_every` steps the mean metrics go to
-TensorBoard (WORKDIR/tb); every `eval_every` steps and at the end the held-out clips (`data.heldout_clips`, default
-`ptjax.data.HELDOUT_CLIPS`) seen by fixed cameras are scored (`evaluate`), from their clean 2D and from a fixed
+TensorBoard (WORKDIR/tensorboard); every `eval_every` steps and at the end the held-out clips (`data.heldout_clips`,
+default `ptjax.data.HELDOUT_CLIPS`) seen by fixed cameras are scored (`evaluate`), from their clean 2D and from a fixed
 detector-like corruption of it (`ptjax.detector_noise`, row "detector_like"), and written to WORKDIR/metrics.json;
 checkpoints every `checkpoint_every` steps and at the end. `resume=True` continues from the latest checkpoint with
 the same PRNG stream, so an interrupted run ends where an uninterrupted one would.
@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 
 from ptjax import checkpoint as ckpt_lib
-from ptjax import detector_noise, parallel, skeleton
+from ptjax import detector_noise, parallel, skeleton, training
 from ptjax.data import HELDOUT_CLIPS, TRAIN_CLIPS, Motion, MotionBuffer, load_clips, pack_motions, sample_windows
 from ptjax.data.takes import make_takes
 from ptjax.estimator import checkpoints, inference as predict_lib
@@ -178,30 +178,6 @@ def _summary_row(result: dict) -> dict:
     return {k: round(v, 4) for k, v in result["mean"].items()}
 
 
-def _write_json(path: str, data: dict) -> None:
-    if jax.process_index() != 0:  # one writer per job
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
-
-
-def _check_finite_state(state: EstimatorState) -> None:
-    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.all(jnp.isfinite(leaf))):
-            raise FloatingPointError(f"non-finite estimator parameters at {jax.tree_util.keystr(path)}")
-
-
-class _NoWriter:
-    """TensorBoard's writer for the processes that do not write (all but process 0)."""
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
 def _save_gif(state, takes, path: str) -> str | None:
     from ptjax import camera, viz
     take = takes[0]
@@ -219,9 +195,6 @@ def _save_gif(state, takes, path: str) -> str | None:
 def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, pairs_path: str | None = None,
           progress: bool = True) -> dict:
     """Train an estimator (module docstring); returns the final metrics dict (also in WORKDIR/metrics.json)."""
-    from tensorboardX import SummaryWriter
-    from tqdm import tqdm
-
     check_train_config(config)
     spec = spec_from_config(config)
     os.makedirs(workdir, exist_ok=True)
@@ -258,11 +231,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     if mesh is not None:
         state, data, real = parallel.replicate((state, data, real), mesh)
     record["parameters"] = param_count(state)
-    if main:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump(config.to_dict(), f, indent=2)
+    training.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
-    writer = SummaryWriter(os.path.join(workdir, "tb")) if main else _NoWriter()
+    writer = training.MetricWriter(workdir)
     step = int(state.step)
     skipped_at_start = int(state.skipped_steps)
     start_time, trained_steps = time.time(), 0
@@ -277,15 +248,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
                "detector_like": _summary_row(detector),
                "takes": {name: {k: round(v, 4) for k, v in r.items()} for name, r in result["takes"].items()}}
         record["eval"] = [e for e in record["eval"] if e["step"] != step] + [row]
-        for k, v in result["mean"].items():
-            writer.add_scalar(f"heldout/{k}", v, step)
-        for k, v in detector["mean"].items():
-            writer.add_scalar(f"heldout_detector_like/{k}", v, step)
-        _write_json(metrics_path, record)
+        writer.scalars("heldout", result["mean"], step)
+        writer.scalars("heldout_detector_like", detector["mean"], step)
+        training.write_json(metrics_path, record)
         return row
 
-    bar = tqdm(total=total_steps, initial=step, desc="estimator", unit="step", disable=not progress,
-               dynamic_ncols=True)
+    bar = training.progress_bar(total=total_steps, initial=step, desc="estimator", unit="step", disable=not progress)
     try:
         while step < total_steps:
             n = min(int(t.steps_per_call), total_steps - step)
@@ -306,8 +274,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             crossed = lambda every: step // every > previous // every or step == total_steps  # noqa: E731
             if crossed(int(t.log_every)):
                 means = {k: float(np.mean(v)) for k, v in window.items()}
-                for k, v in means.items():
-                    writer.add_scalar(f"train/{k}", v, step)
+                writer.scalars("train", means, step)
                 record["train"].append({"step": step, **{k: round(v, 6) for k, v in means.items()}})
                 window = {}
             if crossed(int(t.eval_every)) and step < total_steps:
@@ -319,7 +286,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
                 checkpoints.save(workdir, state, config, step)
     finally:
         bar.close()
-    _check_finite_state(state)
+    training.check_finite_tree(state, "estimator parameters")
     wall = time.time() - start_time
     checkpoints.save(workdir, state, config, step)
     row = evaluate_now(step)
@@ -332,7 +299,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             record["gif"] = os.path.basename(_save_gif(state, takes, os.path.join(workdir, "heldout.gif")))
         except Exception as e:  # a picture must not sink a finished run
             print(f"warning: could not write the GIF: {e}")
-    _write_json(metrics_path, record)
+    training.write_json(metrics_path, record)
     writer.close()
     if not main:
         return record

@@ -16,16 +16,14 @@ import numpy as np
 DEFAULT_CONFIG = os.path.join("configs", "hallucinator.py")
 
 
+def _write_json(path: str, obj) -> None:
+    from ptjax import training  # imports JAX: not at CLI start-up
+    training.write_json(path, obj)
+
+
 def _config(args, overrides):
     from ptjax.config import get_config
     return get_config(args.config, overrides)
-
-
-def _write_json(path: str, obj) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    os.replace(tmp, path)
 
 
 def _gif(path: str, motions, fps: float, count: int = 4, max_frames: int = 150) -> None:

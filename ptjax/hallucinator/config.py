@@ -85,6 +85,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.measures = ml_collections.ConfigDict()
     c.measures.window = 30              # windows compared for diversity / novelty
     c.measures.stride = 10
+    c.lock()  # a misspelt key in a config file is an error, not a new field
     return c
 
 

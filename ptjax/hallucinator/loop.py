@@ -11,6 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from ptjax import training
 from ptjax.data import HELDOUT_CLIPS, Motion, load_clips
 from ptjax.hallucinator import config as config_lib
 from ptjax.hallucinator.measures import measures as compute_measures
@@ -21,15 +22,6 @@ from ptjax.hallucinator.train import (HallucinatorState, init, latest_checkpoint
                                       make_training_windows, resample_rigid, save, train_step)
 
 
-def _finite_metrics(metrics: dict, step: int) -> dict[str, float]:
-    out = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    bad = [k for k, v in out.items() if not np.isfinite(v)]
-    if bad:
-        raise FloatingPointError(f"hallucinator training diverged at step {step}: non-finite {bad}; "
-                                 "lower optim.lr or raise optim.grad_clip strictness")
-    return out
-
-
 def train(config: ml_collections.ConfigDict, workdir: str, motions=None, resume: bool = False,
           progress: bool = True) -> tuple[HallucinatorState, list[dict]]:
     """Train for config.train.steps on `motions` (default: the bundled clips config.data.clips).
@@ -38,9 +30,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, motions=None, resume:
     `workdir/tensorboard` and the loss history in `workdir/train_history.json`. With `resume`, continues from the
     latest checkpoint. Raises FloatingPointError rather than finishing with non-finite parameters.
     """
-    from tensorboardX import SummaryWriter
-    from tqdm import tqdm
-
     config_lib.validate(config)
     os.makedirs(workdir, exist_ok=True)
     motions = load_clips(config.data.clips) if motions is None else motions
@@ -55,26 +44,26 @@ def train(config: ml_collections.ConfigDict, workdir: str, motions=None, resume:
                 history = [h for h in json.load(f) if h["step"] <= int(state.step)]
     if state is None:
         state = init(jax.random.PRNGKey(config.seed), config)
-    writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    writer = training.MetricWriter(workdir)
     start, steps, t0 = int(state.step), int(config.train.steps), time.time()
-    bar = tqdm(range(start, steps), desc="hallucinator", disable=not progress, initial=start, total=steps)
+    bar = training.progress_bar(range(start, steps), desc="hallucinator", disable=not progress, initial=start,
+                                total=steps)
+    finite = lambda metrics, step: training.finite_scalars(  # noqa: E731
+        metrics, "hallucinator training", step, hint="lower optim.lr or raise optim.grad_clip strictness")
     try:
         for step in bar:
             state, metrics = train_step(state, buffer, int(config.train.batch_size))
             done = step + 1
             if done % config.train.log_every == 0 or done == steps:
-                m = _finite_metrics(metrics, done)
+                m = finite(metrics, done)
                 m["step"], m["seconds"] = done, round(time.time() - t0, 2)
                 history.append(m)
-                for k, v in m.items():
-                    if k not in ("step", "seconds"):
-                        writer.add_scalar(f"hallucinator/{k}", v, done)
+                writer.scalars("hallucinator", m, done, skip=("step", "seconds"))
                 bar.set_postfix(pos=f"{m['position']:.4f}", rot=f"{m['rotation']:.4f}", d=f"{m['d_total']:.3f}")
             if done % config.train.checkpoint_every == 0 or done == steps:
-                _finite_metrics(metrics, done)
+                finite(metrics, done)
                 save(ckpt_dir, state, {"seconds": time.time() - t0})
-                with open(history_path, "w") as f:
-                    json.dump(history, f, indent=1)
+                training.write_json(history_path, history, indent=1)
     finally:
         writer.close()
     return state, history

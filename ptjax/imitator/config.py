@@ -24,4 +24,5 @@ def default_config() -> ml_collections.ConfigDict:
                                            ls_iterations=5, joint_limits="hinge1"))
     c.retarget = ml_collections.ConfigDict(dict(ground="clip", fix_handedness=False, reset_bone_lengths=True))
     c.body = ml_collections.ConfigDict(dict(shape="default", total_mass=70.0))  # "default" | "motion"
+    c.lock()  # a misspelt key in a config file is an error, not a new field
     return c

@@ -13,7 +13,6 @@ to float summation order.
 
 from __future__ import annotations
 
-import functools
 
 import flax.struct
 import jax
@@ -265,8 +264,3 @@ def _psum(x, axis_name):
 
 def _pmin(x, axis_name):
     return x if axis_name is None else jax.lax.pmin(x, axis_name)
-
-
-@functools.lru_cache(maxsize=8)
-def jitted_update(ppo: PPO):
-    return jax.jit(ppo.update)

@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ptjax import checkpoint, parallel
+from ptjax import checkpoint, parallel, training
 from ptjax.data import Motion, load_clips
 from ptjax.imitator import humanoid as humanoid_lib
 from ptjax.imitator import retarget
@@ -117,8 +117,6 @@ def _scalars(metrics: dict) -> dict:
 def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
           motions: Sequence[Motion] | None = None, progress: bool = True) -> tuple[Imitator, PPOState, list]:
     """Standalone imitator training on `motions` (default: the config's bundled clips)."""
-    from tqdm import tqdm
-    from tensorboardX import SummaryWriter
     from ptjax import viz
 
     if config.iterations < 1:
@@ -128,9 +126,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     main = jax.process_index() == 0  # in a multi-process job (ptjax.distributed) process 0 writes the files
     progress = progress and main
     os.makedirs(workdir, exist_ok=True)
-    if main:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
+    training.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
     imitator = Imitator.create(config, motions)
     refs = imitator.references(motions)
     library = imitator.library(refs)
@@ -145,11 +141,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             with open(history_path) as f:
                 history = json.load(f)["train"]
     start = int(parallel.unstack(state.iteration))
-    writer = SummaryWriter(os.path.join(workdir, "tensorboard")) if main else _NoWriter()
+    writer = training.MetricWriter(workdir)
     lib = parallel.replicate(library, imitator.mesh)
     t0 = time.time()
-    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="imitator PPO",
-               disable=not progress, dynamic_ncols=True)
+    bar = training.progress_bar(range(start, config.iterations), initial=start, total=config.iterations,
+                                desc="imitator PPO", disable=not progress)
     evaluations = []
 
     def save(it):
@@ -159,8 +155,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
         result = imitator.evaluate(state, library).summary(names)
         result["iteration"] = it
         evaluations.append(result)
-        writer.add_scalar("eval/success_rate", result["success_rate"], it)
-        writer.add_scalar("eval/g_mpjpe_mm", result["g_mpjpe_mm"], it)
+        writer.scalars("eval", {k: result[k] for k in ("success_rate", "g_mpjpe_mm")}, it)
         return result
 
     for it in bar:
@@ -173,8 +168,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             if not np.isfinite(m["loss"]):
                 raise FloatingPointError(f"imitator loss became non-finite at iteration {it1}: {m}")
             history.append(m)
-            for k, v in m.items():
-                writer.add_scalar(f"train/{k}", v, it1)
+            writer.scalars("train", m, it1)
             bar.set_postfix(ret=f"{m['episode_return']:.2f}", len=f"{m['episode_length']:.1f}",
                             err=f"{m['joint_error'] * 1000:.0f}mm")
         if config.eval_every and it1 % config.eval_every == 0:
@@ -187,9 +181,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     final_it = int(parallel.unstack(state.iteration))
     save(final_it)
     final = log_eval(final_it)
-    if main:
-        with open(history_path, "w") as f:
-            json.dump({"train": history, "eval": evaluations}, f, indent=1)
+    training.write_json(history_path, {"train": history, "eval": evaluations}, indent=1)
     if history and main:
         steps = np.array([h["env_steps"] for h in history])
         viz.plot_curves({"episode return": (steps, np.array([h["episode_return"] for h in history]))},
@@ -203,15 +195,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
         print(f"evaluation: success {final['success_rate']:.2f}, G-MPJPE {final['g_mpjpe_mm']:.1f} mm, "
               f"MPJPE {final['mpjpe_mm']:.1f} mm, resets {final['resets']}")
     return imitator, state, history
-
-
-class _NoWriter:
-    """TensorBoard's writer for the processes that do not write (all but process 0)."""
-    def add_scalar(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
 
 
 def load(workdir: str, config: ml_collections.ConfigDict | None = None):
