@@ -41,9 +41,9 @@ def bench_learners(config, calls: int) -> dict:
     co = coevolve.CoEvolution.create(config)
     state = co.init(jax.random.PRNGKey(0))
     clips = load_clips(TRAIN_CLIPS)
-    imitated = coevolve._fill_buffer(state.imitated, [m.resample(co.fps).joints for m in list(clips.values())
+    imitated = coevolve.fill_buffer(state.imitated, [m.resample(co.fps).joints for m in list(clips.values())
                                                       [:state.imitated.num_takes]])
-    state = co._place(state.replace(imitated=imitated, segments=coevolve._fill_buffer(
+    state = co.place(state.replace(imitated=imitated, segments=coevolve.fill_buffer(
         state.segments, [m.resample(co.fps).joints for m in list(clips.values())[:state.segments.num_takes]])))
     chunk = int(config.steps_per_call)
     out = {}

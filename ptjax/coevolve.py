@@ -169,12 +169,13 @@ class CoEvolutionState:
     phase: str = flax.struct.field(pytree_node=False, default="imitator")  # the learner `step` advances
 
 
-def _empty_buffer(num: int, frames: int, fps: float) -> MotionBuffer:
+def empty_buffer(num: int, frames: int, fps: float) -> MotionBuffer:
+    """An all-padding buffer of `num` slots of `frames` frames (lengths 0)."""
     return MotionBuffer(joints=jnp.zeros((num, frames, 17, 3), jnp.float32), lengths=jnp.zeros((num,), jnp.int32),
                         fps=fps)
 
 
-def _fill_buffer(buffer: MotionBuffer, motions: Sequence[np.ndarray], offset: int = 0) -> MotionBuffer:
+def fill_buffer(buffer: MotionBuffer, motions: Sequence[np.ndarray], offset: int = 0) -> MotionBuffer:
     """Write (T_i, 17, 3) sequences into slots offset.. (cut to the buffer's length, padded with the last frame)."""
     joints, lengths = np.array(buffer.joints), np.array(buffer.lengths)
     t_max = joints.shape[1]
@@ -299,7 +300,7 @@ class CoEvolution:
         """Slots of one round's motion in the `imitated` buffer: the takes, then the refined samples."""
         return len(self.takes) + self.num_hallucinated
 
-    def _place(self, state: CoEvolutionState) -> CoEvolutionState:
+    def place(self, state: CoEvolutionState) -> CoEvolutionState:
         """Put the stacked imitator state on its shards and everything else replicated over the mesh."""
         rep = NamedSharding(self.mesh, P())
         stacked = NamedSharding(self.mesh, P(AXIS))
@@ -340,13 +341,13 @@ class CoEvolution:
             imitator=self.imitator.init(k_i, library),
             hallucinator=self.init_hallucinator(k_h),
             references=library,
-            imitated=_empty_buffer(self.imitated_block * (1 + int(self.config.replay_rounds)), self.max_frames,
+            imitated=empty_buffer(self.imitated_block * (1 + int(self.config.replay_rounds)), self.max_frames,
                                    self.fps),
-            segments=_empty_buffer(2 * n_takes, self.max_frames, self.fps),
-            generated=_empty_buffer(len(self.takes), self.max_frames, self.fps),
+            segments=empty_buffer(2 * n_takes, self.max_frames, self.fps),
+            generated=empty_buffer(len(self.takes), self.max_frames, self.fps),
             real2d=pack_keypoints([t.keypoints2d for t in self.takes], self.fps),
             rng=k_state, round=jnp.zeros((), jnp.int32), phase_step=jnp.zeros((), jnp.int32), phase="imitator")
-        return self._place(state)
+        return self.place(state)
 
     # -- the step --
     def _ppo_sharded(self):
@@ -415,12 +416,12 @@ class CoEvolution:
                     return (learner, rng, count + 1), metrics
                 return jax.lax.scan(body, (learner, rng, count), None, length=key[1])
             self._jitted[key] = jax.jit(run)
-        state = self._place(state)  # inputs always carry the same shardings, so each phase compiles once
+        state = self.place(state)  # inputs always carry the same shardings, so each phase compiles once
         data = {"imitator": {"references": state.references},
                 "estimator": {"imitated": state.imitated, "real2d": state.real2d},
                 "hallucinator": {"segments": state.segments}}[phase]
         (learner, rng, count), metrics = self._jitted[key](getattr(state, phase), state.rng, state.phase_step, data)
-        return self._place(state.replace(**{phase: learner}, rng=rng, phase_step=count)), metrics
+        return self.place(state.replace(**{phase: learner}, rng=rng, phase_step=count)), metrics
 
     # -- phases (host side) --
     def learn(self, state: CoEvolutionState, phase: str, num_steps: int, log=None, progress: bool = True
@@ -477,7 +478,7 @@ class CoEvolution:
         """E's motion buffer for a round: this round's rollouts of the takes in the first block, the earlier rounds'
         blocks moved one block on (the oldest dropped); round 0's cold-start walks are never replayed."""
         block = self.imitated_block
-        buffer = _fill_buffer(_empty_buffer(previous.num_takes, self.max_frames, self.fps), seqs)
+        buffer = fill_buffer(empty_buffer(previous.num_takes, self.max_frames, self.fps), seqs)
         if round_index < 2 or previous.num_takes == block:
             return buffer
         joints, lengths = np.array(buffer.joints), np.array(buffer.lengths)
@@ -495,7 +496,7 @@ class CoEvolution:
         from ptjax.hallucinator.train import min_frames
         pieces = cut_at_resets(seqs, reset_flags, min_frames(self.config.hallucinator))
         capacity = state.segments.num_takes
-        buffer = _fill_buffer(_empty_buffer(capacity, self.max_frames, self.fps), pieces[:capacity])
+        buffer = fill_buffer(empty_buffer(capacity, self.max_frames, self.fps), pieces[:capacity])
         info = {"segments": min(len(pieces), capacity),
                 "segment_frames": int(sum(len(p) for p in pieces[:capacity]))}
         return state.replace(segments=self._replicate(buffer)), info
@@ -504,7 +505,7 @@ class CoEvolution:
         """H from scratch (as the original) on the imitated motion, then new samples into `generated`."""
         from ptjax import hallucinator as H
         if int(np.sum(np.asarray(state.segments.lengths) > 0)) == 0:
-            empty = _empty_buffer(len(self.takes), self.max_frames, self.fps)
+            empty = empty_buffer(len(self.takes), self.max_frames, self.fps)
             return state.replace(generated=self._replicate(empty)), {
                 "skipped": "no imitated segment without a fail-safe reset is long enough for a training window"}
         rng, k_init, k_sample = jax.random.split(state.rng, 3)
@@ -516,7 +517,7 @@ class CoEvolution:
         start = H.start_windows_from(train, np_rng, self.num_hallucinated, hc.context)
         samples = H.sample(state.hallucinator, k_sample, start, target_pool=train)
         seqs = [m.joints[:self.max_frames] for m in samples]
-        generated = _fill_buffer(_empty_buffer(len(self.takes), self.max_frames, self.fps), seqs)
+        generated = fill_buffer(empty_buffer(len(self.takes), self.max_frames, self.fps), seqs)
         stats = H.measures([Motion(m.name, m.fps, s) for m, s in zip(samples, seqs)], hc.fps, reference=train,
                            window=hc.measures.window, stride=hc.measures.stride, skip=hc.context)
         keys = ("bone_length_dev_max_m", "skating_mps", "penetration_frames", "limit_any", "diversity_m",
@@ -544,7 +545,7 @@ class CoEvolution:
         n = len(self.takes)
         imitated = np.asarray(state.imitated.lengths).copy()
         imitated[n:self.imitated_block] = 0  # this round's refined slots only: later blocks are replayed rounds
-        imitated = _fill_buffer(state.imitated.replace(lengths=jnp.asarray(imitated)), kept, offset=n)
+        imitated = fill_buffer(state.imitated.replace(lengths=jnp.asarray(imitated)), kept, offset=n)
         info = {"kept": len(kept), "kept_frames": int(sum(len(k) for k in kept)), "sampled": len(motions),
                 "clean_samples": int(sum(not f.any() for f in flags)),
                 **{f"imitator_{k}": v for k, v in summary.items()}}
@@ -728,7 +729,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
     state = co.init(jax.random.PRNGKey(int(config.seed)))
     if latest is not None:
         state, _ = ckpt_lib.restore(ckdir, state, latest)
-        state = co._place(state)
+        state = co.place(state)
     elif resume and main:
         print(f"coevolve: no checkpoint in {workdir!r}; starting a new run")
     training.write_json(os.path.join(workdir, "config.json"), config.to_dict())
@@ -758,7 +759,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     fresh = config.imitator_from_scratch or (r == 1 and config.imitator_reinit_after_cold_start)
                     if r > 0 and fresh:
                         rng, k = jax.random.split(state.rng)
-                        state = co._place(state.replace(rng=rng, imitator=co.imitator.init(k, state.references)))
+                        state = co.place(state.replace(rng=rng, imitator=co.imitator.init(k, state.references)))
                     n = config.imitator_iterations_round0 if r == 0 else config.imitator_iterations
                     state, last = co.learn(state, "imitator", int(n), log, progress)
                     current["imitator_training"] = {k: last[k] for k in ("reward", "episode_length",
@@ -787,7 +788,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     if config.gif and main:
                         current["gif"] = os.path.basename(co.picture(state, os.path.join(workdir, f"round_{r}.gif")))
                 current["phase_seconds"][name] = round(time.time() - t0, 2)
-                state = co._place(state)
+                state = co.place(state)
                 if name == "evaluate":
                     current["round_seconds"] = round(sum(current["phase_seconds"].values()), 2)
                     meta["history"].append(current)

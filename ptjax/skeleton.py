@@ -101,7 +101,7 @@ def _coco_like_recipe(head: dict[str, float] | None) -> dict[str, dict[str, floa
     }
 
 
-_BODY25_TO_COCO = {
+BODY25_TO_COCO = {
     "Nose": "nose", "LEye": "left_eye", "REye": "right_eye", "LEar": "left_ear", "REar": "right_ear",
     "LShoulder": "left_shoulder", "RShoulder": "right_shoulder", "LElbow": "left_elbow", "RElbow": "right_elbow",
     "LWrist": "left_wrist", "RWrist": "right_wrist", "LHip": "left_hip", "RHip": "right_hip",
@@ -119,7 +119,7 @@ def _recipe(source: str) -> dict[str, dict[str, float]]:
         return _coco_like_recipe(head={"HeadTop": 1.0})
     if source == "body25":
         coco = _coco_like_recipe(head=None)
-        inverse = {v: k for k, v in _BODY25_TO_COCO.items()}
+        inverse = {v: k for k, v in BODY25_TO_COCO.items()}
         recipe = {j: {inverse[k]: w for k, w in parts.items()} for j, parts in coco.items()}
         # BODY_25 measures the pelvis and neck base directly.
         recipe["Hip"] = {"MidHip": 1.0}

@@ -16,8 +16,8 @@ def _with_motion(co, state):
     """Fill E's and H's training buffer with real clips, as a rollout would."""
     clips = load_clips(["walk", "kick"])
     seqs = [m.resample(co.fps).joints for m in clips.values()]
-    return co._place(state.replace(imitated=coevolve._fill_buffer(state.imitated, seqs),
-                                   segments=coevolve._fill_buffer(state.segments, seqs)))
+    return co.place(state.replace(imitated=coevolve.fill_buffer(state.imitated, seqs),
+                                   segments=coevolve.fill_buffer(state.segments, seqs)))
 
 
 def test_one_and_two_devices_take_the_same_estimator_and_hallucinator_steps():
@@ -61,7 +61,7 @@ def test_bad_configs_are_refused():
 def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():
     co = coevolve.CoEvolution.create(smoke_config(replay_rounds=2))
     n, block = len(co.takes), co.imitated_block
-    state_buffer = coevolve._empty_buffer(3 * block, co.max_frames, co.fps)
+    state_buffer = coevolve.empty_buffer(3 * block, co.max_frames, co.fps)
 
     def motion(value, frames=20):
         return np.full((frames, 17, 3), value, np.float32)
@@ -75,7 +75,7 @@ def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():
     buffer = co.new_round_motion(state_buffer, [motion(0.0)] * n, 0)
     for r in (1, 2, 3, 4):
         buffer = co.new_round_motion(buffer, [motion(float(r))] * n, r)
-        buffer = coevolve._fill_buffer(buffer, [motion(r + 0.5, 30)], offset=n)   # the round's refined piece
+        buffer = coevolve.fill_buffer(buffer, [motion(r + 0.5, 30)], offset=n)   # the round's refined piece
         got = blocks(buffer)
         for b, round_of_block in enumerate((r, r - 1, r - 2)):
             if round_of_block >= 1:  # round 0's walks never come back; the oldest round drops out

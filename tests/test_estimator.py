@@ -13,7 +13,8 @@ from ptjax import estimator as est
 from ptjax.data import TRAIN_CLIPS, load_clips, pack_motions, sample_windows
 from ptjax.data.takes import make_takes
 from ptjax.estimator import pairs
-from ptjax.estimator.model import BatchNormReLUDropout, TemporalModel, _matmul, dropout_keep_mask, pose_net, traj_net
+from ptjax.estimator.model import (BatchNormReLUDropout, TemporalModel, dense_matmul, dropout_keep_mask, pose_net,
+                                   traj_net)
 from ptjax.estimator.train import update
 from ptjax.estimator.world import up_direction
 
@@ -347,7 +348,7 @@ def test_custom_matmul_gradient_matches_autodiff():
     x = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 7))
     w = jax.random.normal(jax.random.PRNGKey(1), (7, 3))
     loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
-    ours = jax.grad(loss(lambda x, w: _matmul(x, w, jnp.float32)), argnums=(0, 1))(x, w)
+    ours = jax.grad(loss(lambda x, w: dense_matmul(x, w, jnp.float32)), argnums=(0, 1))(x, w)
     plain = jax.grad(loss(lambda x, w: x @ w), argnums=(0, 1))(x, w)
     for a, b in zip(ours, plain):
         assert a.shape == b.shape and a.dtype == b.dtype

@@ -113,7 +113,7 @@ def test_every_fallback_is_reachable_and_follows_its_recipe(layout):
     names = skeleton.SOURCE_LAYOUTS[layout]
     rng = np.random.default_rng(0)
     base = np.concatenate([rng.uniform(100, 900, (12, len(names), 2)), np.full((12, len(names), 1), 0.9)], -1)
-    raw = kp_io._RawFrames(people=[], names=[str(t) for t in range(12)], layout=layout, image_size=(1000, 1000))
+    raw = kp_io.RawFrames(people=[], names=[str(t) for t in range(12)], layout=layout, image_size=(1000, 1000))
     for joint, alternatives in skeleton.head_fallbacks(layout).items():
         j = J[joint]
         recipes = [{names[s]: w for s, w in enumerate(skeleton.mapping_matrix(layout)[j]) if w}]

@@ -50,7 +50,7 @@ def test_body25_and_body25b_agree_with_coco_on_shared_joints():
     kp, p = _coco_pose()
     b25 = np.zeros((25, 2))
     for i, n in enumerate(skeleton.BODY25_NAMES):
-        coco = skeleton._BODY25_TO_COCO.get(n)
+        coco = skeleton.BODY25_TO_COCO.get(n)
         if coco is not None:
             b25[i] = p[coco]
     b25[skeleton.BODY25_NAMES.index("MidHip")] = (p["left_hip"] + p["right_hip"]) / 2

@@ -96,7 +96,7 @@ class Keypoints:
 
 
 @dataclasses.dataclass
-class _RawFrames:
+class RawFrames:
     """Detections per frame in a source layout: people[t] = list of (J, 3) arrays (x, y, confidence)."""
     people: list[list[np.ndarray]]
     names: list[str]
@@ -187,17 +187,17 @@ def _detections(content, where: str) -> list:
 
 
 def _assemble(frame_people: list[tuple[object, list[np.ndarray]]], layout: str,
-              image_size=None) -> _RawFrames:
+              image_size=None) -> RawFrames:
     index, count = _frame_order([name for name, _ in frame_people])
     people: list[list[np.ndarray]] = [[] for _ in range(count)]
     names = [""] * count
     for (name, persons), i in zip(frame_people, index):
         people[i] = persons
         names[i] = str(name)
-    return _RawFrames(people=people, names=names, layout=layout, image_size=image_size)
+    return RawFrames(people=people, names=names, layout=layout, image_size=image_size)
 
 
-def read_coco(path: str) -> _RawFrames:
+def read_coco(path: str) -> RawFrames:
     """COCO-17 keypoints from a folder of per-frame JSON files, one JSON file, or an npz (see module doc)."""
     n = len(skeleton.COCO17_NAMES)
     if os.path.isdir(path):
@@ -261,7 +261,7 @@ def _openpose_layout(people: list[list[np.ndarray]], threshold: float) -> str:
 
 
 def read_openpose(path: str, layout: str = "auto", confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
-                  ) -> _RawFrames:
+                  ) -> RawFrames:
     """A folder of OpenPose JSON files (one per frame), BODY_25 or BODY_25B."""
     if not os.path.isdir(path):
         raise ValueError(f"OpenPose input must be a folder of per-frame JSON files; {path!r} is not a folder")
@@ -289,7 +289,7 @@ def read_openpose(path: str, layout: str = "auto", confidence_threshold: float =
     return raw
 
 
-def _read_npz(path: str, layout: str) -> _RawFrames:
+def _read_npz(path: str, layout: str) -> RawFrames:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"keypoint file {path!r} not found")
     try:
@@ -318,12 +318,12 @@ def _read_npz(path: str, layout: str) -> _RawFrames:
         image_size = (float(data["image_width"]), float(data["image_height"]))
     normalized = bool(np.asarray(data.get("normalized", False)))
     people = [[frame] for frame in kp]
-    return _RawFrames(people=people, names=[str(i) for i in range(len(kp))], layout=layout,
+    return RawFrames(people=people, names=[str(i) for i in range(len(kp))], layout=layout,
                       image_size=image_size, normalized=normalized)
 
 
 def read_raw(path: str, fmt: str, layout: str = "auto",
-             confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD) -> _RawFrames:
+             confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD) -> RawFrames:
     if fmt not in FORMATS:
         raise ValueError(f"unknown keypoint format {fmt!r}; expected one of {FORMATS}")
     if not os.path.exists(path):
@@ -465,7 +465,7 @@ def _check_missing(missing17: np.ndarray, frames_missing: np.ndarray, layout: st
                          f"confidence threshold {threshold}): {', '.join(parts)}")
 
 
-def process(raw: _RawFrames, image_size: tuple[float, float] | None = None,
+def process(raw: RawFrames, image_size: tuple[float, float] | None = None,
             confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD, max_missing: float = DEFAULT_MAX_MISSING,
             smoothing: bool = True, person: int | None = None, max_jump: float = DEFAULT_MAX_JUMP,
             source_format: str = "") -> Keypoints:

@@ -16,7 +16,7 @@ stride W is exactly that), which is what XLA runs fastest on CPU.
 
 Training speed (a 1,024-channel step on a 2-core CPU went from 1.27 to 0.75 s, `benchmarks/estimator.py`): each
 BN -> ReLU -> dropout is one op with a hand-written gradient (`BatchNormReLUDropout`), dropout masks take 8 random
-bits per element instead of 32, and the products' gradient forms the kernel gradient transposed (`_matmul`).
+bits per element instead of 32, and the products' gradient forms the kernel gradient transposed (`dense_matmul`).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _matmul_2d_bwd(dtype, residuals, dy):
 _matmul_2d.defvjp(_matmul_2d_fwd, _matmul_2d_bwd)
 
 
-def _matmul(x: jax.Array, w: jax.Array, dtype) -> jax.Array:
+def dense_matmul(x: jax.Array, w: jax.Array, dtype) -> jax.Array:
     """x (..., C_in) @ w (C_in, C_out) computed in `dtype` with a float32 result (bfloat16 halves the matmul time on
     CPUs with AVX512-BF16 and on accelerators; the accumulation stays float32)."""
     y = _matmul_2d(x.reshape(-1, x.shape[-1]), w, str(jnp.dtype(dtype)))
@@ -181,12 +181,12 @@ class TemporalConv(nn.Module):
             b, t, _ = x.shape
             if t % self.width:
                 raise ValueError(f"strided convolution of width {self.width} needs a multiple of it frames, got {t}")
-            return _matmul(x.reshape(b, t // self.width, self.width * c_in),
+            return dense_matmul(x.reshape(b, t // self.width, self.width * c_in),
                            kernel.reshape(self.width * c_in, self.features), self.dtype)
         if self.width == 1:
-            return _matmul(x, kernel[0], self.dtype)
+            return dense_matmul(x, kernel[0], self.dtype)
         # Columns in the layout of the strided form's reshape, so both forms read the kernel the same way.
-        return _matmul(shifted_columns(x, self.width, dilation), kernel.reshape(self.width * c_in, self.features),
+        return dense_matmul(shifted_columns(x, self.width, dilation), kernel.reshape(self.width * c_in, self.features),
                        self.dtype)
 
 

@@ -201,7 +201,7 @@ class TrackingEnv:
         d.qpos[:] = humanoid.rest_qpos()
         mujoco.mj_forward(humanoid.model, d)
         self._data_template = mjx.put_data(humanoid.model, d, impl="jax", device=device)
-        self._rest_qpos = jnp.asarray(humanoid.rest_qpos(), jnp.float32)
+        self.rest_qpos = jnp.asarray(humanoid.rest_qpos(), jnp.float32)
 
     def _validate(self):
         c = self.config
@@ -240,17 +240,22 @@ class TrackingEnv:
         return (1 + 6 + 3 + 3 + 2 * nh + 3 * (nb - 1)) + self.config.horizon * (nh + 3 + 6 + 3 * nb)
 
     # --- reference lookups ---
-    def _ref_frame(self, refs: ReferenceLibrary, take, frame):
+    def reference_frame(self, refs: ReferenceLibrary, take, frame):
+        """Take `take`'s reference at `frame` (clamped to the take): qpos, qvel, H36M joints (17, 3), body
+        positions and quaternions."""
         frame = jnp.clip(frame, 0, refs.lengths[take] - 1)
         return (refs.qpos[take, frame], refs.qvel[take, frame], refs.joints[take, frame],
                 refs.body_pos[take, frame], refs.body_quat[take, frame])
 
     # --- features of the simulated body ---
-    def _kinematics(self, qpos):
+    def body_kinematics(self, qpos):
+        """qpos -> every body's world position (nb, 3) and rotation (nb, 3, 3), as MuJoCo's xpos/xmat."""
         pos, rot = body_transforms(self.tree, qpos)
         return pos, rot
 
-    def _observation(self, data, pos, rot, refs, take, frame):
+    def observation(self, data, pos, rot, refs, take, frame):
+        """The policy's input (`observation_size`,): the body in its heading frame, then `config.horizon` future
+        reference frames relative to it."""
         c = self.config
         root_rot = rot[0]
         heading = heading_rotation(root_rot)
@@ -268,7 +273,7 @@ class TrackingEnv:
         ]
         task = []
         for k in range(1, c.horizon + 1):
-            r_qpos, _, _, r_pos, r_quat = self._ref_frame(refs, take, frame + k)
+            r_qpos, _, _, r_pos, r_quat = self.reference_frame(refs, take, frame + k)
             r_root_rot = quat_to_matrix(r_quat[0])
             task += [
                 r_qpos[self.hinge_adr],
@@ -280,7 +285,7 @@ class TrackingEnv:
 
     def _reward(self, data, pos, rot, joints, action, refs, take, frame):
         w, k = self.weights, self.kernels
-        r_qpos, r_qvel, r_joints, r_pos, r_quat = self._ref_frame(refs, take, frame)
+        r_qpos, r_qvel, r_joints, r_pos, r_quat = self.reference_frame(refs, take, frame)
         r_rot = quat_to_matrix(r_quat)
         rel = jnp.swapaxes(rot[0], -1, -2) @ rot[1:]
         r_rel = jnp.swapaxes(r_rot[0], -1, -2) @ r_rot[1:]
@@ -305,17 +310,18 @@ class TrackingEnv:
         reward = sum(w[name] * terms[name] for name in REWARD_TERMS) / total_w
         return reward, terms, r_joints
 
-    def _joints(self, pos, rot):
+    def joint_positions(self, pos, rot):
+        """Body transforms -> the humanoid's H36M-17 joint sites (17, 3), world frame."""
         body = np.asarray(self.tree.site_body)
         return pos[body] + jnp.einsum("jab,jb->ja", rot[body], jnp.asarray(self.tree.site_offset, jnp.float32))
 
     # --- API ---
     def _initial_data(self, rng, refs, take, frame):
-        r_qpos, r_qvel, *_ = self._ref_frame(refs, take, frame)
+        r_qpos, r_qvel, *_ = self.reference_frame(refs, take, frame)
         if self.config.init == "standing":
             # PoseTriplet's fixed start: the rest pose at the reference root's position and heading.
             heading = heading_rotation(quat_to_matrix(r_qpos[3:7]))
-            qpos = self._rest_qpos.at[0:2].set(r_qpos[0:2]).at[3:7].set(matrix_to_quat(heading))
+            qpos = self.rest_qpos.at[0:2].set(r_qpos[0:2]).at[3:7].set(matrix_to_quat(heading))
             qvel = jnp.zeros_like(r_qvel)
         else:
             qpos, qvel = r_qpos, r_qvel
@@ -343,8 +349,8 @@ class TrackingEnv:
 
     def _reset_at(self, rng, refs, take, frame) -> State:
         data = self._initial_data(rng, refs, take, frame)
-        pos, rot = self._kinematics(data.qpos)
-        obs = self._observation(data, pos, rot, refs, take, frame)
+        pos, rot = self.body_kinematics(data.qpos)
+        obs = self.observation(data, pos, rot, refs, take, frame)
         zero = jnp.zeros(())
         info = {
             "rng": rng, "take": take, "frame": frame, "steps": jnp.zeros((), jnp.int32),
@@ -368,7 +374,7 @@ class TrackingEnv:
         c = self.config
         data = state.pipeline_state
         take, frame = state.info["take"], state.info["frame"]
-        r_next, r_next_vel, *_ = self._ref_frame(refs, take, frame + 1)
+        r_next, r_next_vel, *_ = self.reference_frame(refs, take, frame + 1)
         target = jnp.clip(r_next[self.hinge_adr] + c.action_scale * action[:self.nu],
                           self.hinge_low, self.hinge_high)
         policy = self.residual_wrench(action)
@@ -410,8 +416,8 @@ class TrackingEnv:
         finite = jnp.all(jnp.isfinite(data.qpos)) & jnp.all(jnp.isfinite(data.qvel))
         # NaN guard: evaluate features on a safe copy; the episode ends and the env resets below.
         data = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), data, state.pipeline_state)
-        pos, rot = self._kinematics(data.qpos)
-        joints = self._joints(pos, rot)
+        pos, rot = self.body_kinematics(data.qpos)
+        joints = self.joint_positions(pos, rot)
         reward, terms, r_joints = self._reward(data, pos, rot, joints, action, refs, take, frame)
         fell, joint_error = failure(joints, r_joints, c)
         steps = state.info["steps"] + 1
@@ -421,7 +427,7 @@ class TrackingEnv:
         reward = jnp.where(finite, reward, 0.0)
         episode_return = state.info["episode_return"] + reward
         episode_length = state.info["episode_length"] + 1
-        obs = self._observation(data, pos, rot, refs, take, frame)
+        obs = self.observation(data, pos, rot, refs, take, frame)
         info = dict(state.info)
         info.update(frame=frame, steps=steps, truncation=truncation.astype(jnp.float32),
                     episode_return=episode_return, episode_length=episode_length,
@@ -457,13 +463,13 @@ class BraxTrackingEnv:
         env = self.env
         data, _ = env.physics_step(state, action, self.refs)
         take, frame = state.info["take"], state.info["frame"] + 1
-        pos, rot = env._kinematics(data.qpos)
-        joints = env._joints(pos, rot)
+        pos, rot = env.body_kinematics(data.qpos)
+        joints = env.joint_positions(pos, rot)
         reward, terms, r_joints = env._reward(data, pos, rot, joints, action, self.refs, take, frame)
         done = failure(joints, r_joints, env.config)[0] | ~jnp.all(jnp.isfinite(data.qpos))
         info = dict(state.info)
         info.update(frame=jnp.minimum(frame, self.refs.lengths[take] - 2))
-        return state.replace(pipeline_state=data, obs=env._observation(data, pos, rot, self.refs, take, frame),
+        return state.replace(pipeline_state=data, obs=env.observation(data, pos, rot, self.refs, take, frame),
                              reward=reward, done=done.astype(jnp.float32), info=info)
 
     @property

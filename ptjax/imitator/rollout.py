@@ -75,7 +75,7 @@ class RolloutResult:
 def standing_qpos(env: TrackingEnv, qpos: jax.Array) -> jax.Array:
     """The rest pose at `qpos`'s root position (on the floor) and heading."""
     heading = heading_rotation(quat_to_matrix(qpos[3:7]))
-    rest = env._rest_qpos
+    rest = env.rest_qpos
     return rest.at[0:2].set(qpos[0:2]).at[3:7].set(matrix_to_quat(heading))
 
 
@@ -96,9 +96,9 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         active = frame < refs.lengths
 
         def features(d, take):
-            pos, rot = env._kinematics(d.qpos)
-            joints = env._joints(pos, rot)
-            r_joints = env._ref_frame(refs, take, frame)[2]
+            pos, rot = env.body_kinematics(d.qpos)
+            joints = env.joint_positions(pos, rot)
+            r_joints = env.reference_frame(refs, take, frame)[2]
             return pos, rot, joints, r_joints
 
         pos, rot, joints, r_joints = jax.vmap(features)(data, takes)
@@ -106,7 +106,7 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         finite = jnp.all(jnp.isfinite(data.qpos), -1) & jnp.all(jnp.isfinite(data.qvel), -1)
         reset = active & (fell | ~finite)
         safe_qpos = jnp.where(finite[:, None], data.qpos, state.pipeline_state.qpos)
-        r_qpos, r_qvel = jax.vmap(lambda i: env._ref_frame(refs, i, frame)[:2])(takes)
+        r_qpos, r_qvel = jax.vmap(lambda i: env.reference_frame(refs, i, frame)[:2])(takes)
         if env.failsafe_pose == "reference":
             restart_qpos, restart_qvel = r_qpos, r_qvel
         else:
@@ -116,7 +116,7 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         new_qvel = jnp.where(reset[:, None], restart_qvel, jnp.where(~finite[:, None], 0.0, data.qvel))
         data = data.replace(qpos=new_qpos, qvel=new_qvel)
         pos, rot, joints, _ = jax.vmap(features)(data, takes)
-        obs = jax.vmap(lambda d, p, r, i: env._observation(d, p, r, refs, i, frame))(data, pos, rot, takes)
+        obs = jax.vmap(lambda d, p, r, i: env.observation(d, p, r, refs, i, frame))(data, pos, rot, takes)
         info = dict(state.info)
         info["frame"] = jnp.where(active, frame, state.info["frame"])
         # Finished takes keep their last state.
@@ -128,7 +128,7 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
         force, torque = jnp.linalg.norm(wrench[:, :3], axis=-1), jnp.linalg.norm(wrench[:, 3:], axis=-1)
         return new_state, (joints, r_joints, reset, err, fell & active, force, torque, data.qpos)
 
-    first_joints = jax.vmap(lambda d: env._joints(*env._kinematics(d.qpos)))(start.pipeline_state)
+    first_joints = jax.vmap(lambda d: env.joint_positions(*env.body_kinematics(d.qpos)))(start.pipeline_state)
     first_ref = refs.joints[:, 0]
     _, (joints, r_joints, reset, err, fell, force, torque, qpos) = jax.lax.scan(one_step, start,
                                                                                  jnp.arange(t_max - 1))
