@@ -450,6 +450,7 @@ def load(directory: str, config: ml_collections.ConfigDict | None = None,
         if meta is None or "config" not in meta:
             raise ValueError(f"checkpoint {directory!r} step {step} has no config metadata; pass config=")
         config = ml_collections.ConfigDict(_tuples(meta["config"]))
+        config.lock()  # as every config file's
     template = init(jax.random.PRNGKey(0), config)
     state, _ = ckpt.restore(directory, template, step)
     return state

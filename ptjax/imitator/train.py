@@ -204,6 +204,7 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None):
             config = ml_collections.ConfigDict(json.load(f))
         config.clips = tuple(config.clips)
         config.policy_hidden, config.value_hidden = tuple(config.policy_hidden), tuple(config.value_hidden)
+        config.lock()  # as every config file's
     motions = list(load_clips(list(config.clips)).values())
     imitator = Imitator.create(config, motions)
     library = imitator.library(imitator.references(motions))
