@@ -42,7 +42,7 @@ def bench_learners(config, calls: int) -> dict:
     state = co.init(jax.random.PRNGKey(0))
     clips = load_clips(TRAIN_CLIPS)
     imitated = coevolve.fill_buffer(state.imitated, [m.resample(co.fps).joints for m in list(clips.values())
-                                                      [:state.imitated.num_takes]])
+                                                     [:state.imitated.num_takes]])
     state = co.place(state.replace(imitated=imitated, segments=coevolve.fill_buffer(
         state.segments, [m.resample(co.fps).joints for m in list(clips.values())[:state.segments.num_takes]])))
     chunk = int(config.steps_per_call)

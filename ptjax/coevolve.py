@@ -342,7 +342,7 @@ class CoEvolution:
             hallucinator=self.init_hallucinator(k_h),
             references=library,
             imitated=empty_buffer(self.imitated_block * (1 + int(self.config.replay_rounds)), self.max_frames,
-                                   self.fps),
+                                  self.fps),
             segments=empty_buffer(2 * n_takes, self.max_frames, self.fps),
             generated=empty_buffer(len(self.takes), self.max_frames, self.fps),
             real2d=pack_keypoints([t.keypoints2d for t in self.takes], self.fps),

@@ -17,7 +17,7 @@ def _with_motion(co, state):
     clips = load_clips(["walk", "kick"])
     seqs = [m.resample(co.fps).joints for m in clips.values()]
     return co.place(state.replace(imitated=coevolve.fill_buffer(state.imitated, seqs),
-                                   segments=coevolve.fill_buffer(state.segments, seqs)))
+                                  segments=coevolve.fill_buffer(state.segments, seqs)))
 
 
 def test_one_and_two_devices_take_the_same_estimator_and_hallucinator_steps():
