@@ -18,19 +18,13 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from ptjax import parallel, training
+from ptjax import training
 
 
 def _manager(directory: str, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                            enable_async_checkpointing=False)
     return ocp.CheckpointManager(os.path.abspath(directory), options=options)
-
-
-def _check_finite(state: Any) -> None:
-    bad = parallel.nonfinite_paths(state)
-    if bad:
-        raise FloatingPointError(f"refusing to checkpoint non-finite values at {bad[0]}")
 
 
 def _is_empty(leaf) -> bool:
@@ -46,7 +40,7 @@ def save(directory: str, step: int, state: Any, metadata: dict | None = None, ma
          check_finite: bool = True) -> str:
     """Save `state` as checkpoint `step` under `directory` (and `metadata` as JSON beside it)."""
     if check_finite:
-        _check_finite(state)
+        training.check_finite_tree(state, "values, not checkpointed,")
     with _manager(directory, max_to_keep) as mngr:
         if step in mngr.all_steps():
             mngr.delete(step)  # saving the same step again replaces it

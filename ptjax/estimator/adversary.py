@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ptjax import geometry
 from ptjax.estimator.model import shifted_columns
 
 
@@ -77,7 +78,7 @@ class CameraGenerator(nn.Module):
         translation = jnp.stack([jnp.tanh(tr[:, 0]) * self.cam_t_range,
                                  jnp.tanh(tr[:, 1]) * self.cam_t_range * 0.5,
                                  jax.nn.sigmoid(tr[:, 2]) * self.cam_t_range + 2.0], -1)
-        return rotation_x(angle), translation
+        return geometry.axis_rotation(0, angle), translation
 
 
 class CameraDiscriminator(nn.Module):
@@ -90,14 +91,6 @@ class CameraDiscriminator(nn.Module):
         for i in range(3):
             x = nn.leaky_relu(nn.Dense(self.hidden, name=f"dense_{i}")(x), 0.01)
         return nn.Dense(1, name="out")(x)[:, 0]
-
-
-def rotation_x(angle: jax.Array) -> jax.Array:
-    """(B,) angles (radians) -> (B, 3, 3) rotations about the x axis."""
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    one, zero = jnp.ones_like(c), jnp.zeros_like(c)
-    return jnp.stack([jnp.stack([one, zero, zero], -1), jnp.stack([zero, c, -s], -1),
-                      jnp.stack([zero, s, c], -1)], -2)
 
 
 # --- losses ---------------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from ptjax import geometry
 from ptjax import kinematics as K
 from ptjax import skeleton
 from ptjax.data import Motion
@@ -177,9 +178,7 @@ def window_descriptors(motion, window: int, stride: int, start: int = 0, mirror:
         w = np.concatenate([w, np.asarray(skeleton.flip_lr(w, axis=1))])  # mirror y
         owner = np.concatenate([owner, owner])
     yaw = _headings(w[:, 0])
-    c, sn = np.cos(-yaw), np.sin(-yaw)
-    z, o = np.zeros_like(c), np.ones_like(c)
-    rot = np.stack([np.stack([c, -sn, z], -1), np.stack([sn, c, z], -1), np.stack([z, z, o], -1)], -2)
+    rot = geometry.yaw_matrix(-yaw, xp=np)
     origin = w[:, :1, :1] * np.array([1.0, 1.0, 0.0])
     desc = np.einsum("nij,ntkj->ntki", rot, w - origin)
     return desc.reshape(len(w), -1), owner
