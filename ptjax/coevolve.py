@@ -704,7 +704,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
     In a multi-process job (`ptjax.distributed`) every process runs this with the same arguments and a shared
     WORKDIR; process 0 alone writes the files, every process joins the checkpoints."""
 
-    main = jax.process_index() == 0
+    main = training.is_main_process()
     progress = progress and main
 
     co = CoEvolution.create(config)

@@ -205,7 +205,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     real = real2d_buffer(config) if (config.data.real2d and spec.adversarial and not pairs_mode) else None
     takes = heldout_takes(config)
     mesh = training_mesh(config)
-    main = jax.process_index() == 0  # in a multi-process job (ptjax.distributed) process 0 writes the files
+    main = training.is_main_process()  # in a multi-process job (ptjax.distributed) process 0 writes the files
     progress = progress and main
 
     metrics_path = os.path.join(workdir, "metrics.json")

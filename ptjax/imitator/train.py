@@ -123,7 +123,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
         raise ValueError(f"iterations must be >= 1, got {config.iterations}")
     motions = list(motions) if motions is not None else list(load_clips(list(config.clips)).values())
     names = [m.name for m in motions]
-    main = jax.process_index() == 0  # in a multi-process job (ptjax.distributed) process 0 writes the files
+    main = training.is_main_process()  # in a multi-process job (ptjax.distributed) process 0 writes the files
     progress = progress and main
     os.makedirs(workdir, exist_ok=True)
     training.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
