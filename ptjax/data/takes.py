@@ -71,3 +71,68 @@ def chunk_motions(motions: Mapping[str, Motion], frames: int, per_clip: int, fps
         for s in starts:
             out[f"{name}@{s}"] = m.with_joints(m.joints[s:s + frames], name=f"{name}@{s}")
     return out
+
+
+def _cut_take(take: Take, max_frames: int) -> Take:
+    if len(take.keypoints2d) <= max_frames:
+        return take
+    return dataclasses.replace(take, keypoints2d=take.keypoints2d[:max_frames], joints_cam=take.joints_cam[:max_frames])
+
+
+def _resample(x: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Linear resampling of (T, ...) along time."""
+    if abs(fps_in - fps_out) < 1e-9 or len(x) < 2:
+        return np.asarray(x, np.float32)
+    t_out = np.arange(0.0, (len(x) - 1) / fps_in + 1e-9, 1.0 / fps_out) * fps_in
+    i0 = np.minimum(np.floor(t_out).astype(int), len(x) - 2)
+    w = (t_out - i0).reshape((-1,) + (1,) * (x.ndim - 1))
+    return ((1 - w) * x[i0] + w * x[i0 + 1]).astype(np.float32)
+
+
+def load_takes(config) -> tuple[list[Take], list]:
+    """(training 2D takes, held-out evaluation takes) of a co-evolution config's `data.source`: "clips" (the
+    bundled clips, `clip_takes`) or "h36m" (a user's Human3.6M files, `h36m_takes`)."""
+    source = config.data.get("source", "clips")
+    if source == "clips":
+        return clip_takes(config.data)
+    if source == "h36m":
+        return h36m_takes(config.data)
+    raise ValueError(f"data.source must be 'clips' or 'h36m', got {source!r}")
+
+
+def clip_takes(d) -> tuple[list[Take], list[Take]]:
+    """The training clips seen by `d.num_cameras` fixed cameras at `d.fps` (cut to `d.max_frames`, or with
+    `d.chunks_per_clip` N cut into N evenly spaced pieces of max_frames) and the held-out clips by
+    `d.heldout_cameras`."""
+    from ptjax.data import load_clips
+    fps = float(d.fps)
+    clips = load_clips(d.train_clips)
+    if int(d.get("chunks_per_clip", 0)):
+        clips = chunk_motions(clips, int(d.max_frames), int(d.chunks_per_clip), fps)
+    takes = [_cut_take(t, d.max_frames) for t in make_takes(clips, num_cameras=int(d.num_cameras), fps=fps)]
+    heldout = make_takes(load_clips(d.heldout_clips), num_cameras=int(d.heldout_cameras))
+    return takes, heldout
+
+
+def h36m_takes(d) -> tuple[list[Take], list]:
+    """A user's Human3.6M files in VideoPose3D's npz layout (`d.h36m_dir`, `d.keypoints` "gt" or a detector's
+    name): the 2D of the training subjects, every camera, resampled to `d.fps` and cut into takes of `d.max_frames`
+    (PoseTriplet's setting; their 3D is only used for diagnostics), and the S9/S11 protocol sequences for
+    evaluation."""
+    from ptjax.data import h36m
+    if not d.get("h36m_dir"):
+        raise ValueError("data.source='h36m' needs data.h36m_dir (the folder with data_3d_h36m.npz and "
+                         "data_2d_h36m_<keypoints>.npz)")
+    fps = float(d.fps)
+    train = h36m.sequences(d.h36m_dir, d.keypoints, subjects=tuple(d.h36m_train_subjects), downsample=1)
+    takes = []
+    for seq in train:
+        kp = _resample(np.asarray(seq.keypoints2d), seq.fps, fps)
+        cam = _resample(np.asarray(seq.joints3d), seq.fps, fps)
+        for k, start in enumerate(range(0, max(len(kp) - 30, 0) + 1, int(d.max_frames))):
+            end = start + int(d.max_frames)
+            takes.append(Take(name=f"{seq.name}/{k}", fps=fps, keypoints2d=kp[start:end], joints_cam=cam[start:end],
+                              rotation=np.eye(3, dtype=np.float32), position=np.zeros(3, np.float32)))
+    if d.get("max_takes"):
+        takes = takes[:int(d.max_takes)]
+    return takes, h36m.eval_sequences(d.h36m_dir, d.keypoints)

@@ -1,0 +1,120 @@
+"""The co-evolution's settings (`default_config`, adapted by configs/demo.py, smoke.py, h36m.py), their check, and
+which phases a round runs."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from ptjax.data import HELDOUT_CLIPS, TRAIN_CLIPS
+
+PHASES = ("lift", "imitate", "rollout", "hallucinate", "refine", "estimate", "evaluate")
+LEARNERS = ("imitator", "hallucinator", "estimator")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The co-evolution settings; configs/demo.py, smoke.py and h36m.py adapt them."""
+    from ptjax import estimator as est
+    from ptjax.hallucinator.config import default_config as h_default
+    from ptjax.imitator.config import default_config as i_default
+
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.num_rounds = 2                 # rounds after the cold start (round 0)
+    c.num_devices = 0                # 0 = every device of the job (all processes' devices)
+    c.data = ml_collections.ConfigDict(dict(
+        train_clips=tuple(TRAIN_CLIPS), heldout_clips=tuple(HELDOUT_CLIPS),
+        num_cameras=2,               # fixed cameras per training clip: the 2D takes
+        heldout_cameras=4,
+        fps=30.0,                    # control rate of I, frame rate of every buffer
+        max_frames=150,              # takes are cut to this many frames (one compiled shape)
+        source="clips",              # "clips" (bundled) | "h36m" (a user's VideoPose3D npz files)
+        h36m_dir="", keypoints="gt", h36m_train_subjects=("S1", "S5", "S6", "S7", "S8"),
+        max_takes=0,                 # 0 = every take
+        chunks_per_clip=0))          # "clips": 0 = a clip's first max_frames; N = N evenly spaced pieces of it
+    c.cold_start = ml_collections.ConfigDict(dict(
+        num_points=6, scale_start=2.0, scale_end=4.0, speed=(0.5, 1.3),
+        bob_amplitude=(0.01, 0.03), bob_period=(25.0, 50.0), smoothing_s=0.3, max_turn_rate=2.0))
+    c.lift_root_smoothing_s = 0.1    # Gaussian sigma (s) on the lifted root trajectory before IK (0 = off)
+    c.lift_pose_smoothing_s = 0.0    # ... and on the joints relative to the root
+    c.estimator = est.default_config()
+    c.estimator_steps = 2000         # E updates per round
+    c.estimator_batch = 256
+    c.replay_rounds = 1              # E also trains on the imitated motion (takes + refined pieces) of this many
+                                     # earlier rounds; round 0's cold-start walks are never replayed (the original:
+                                     # 0, only the current round's)
+    c.estimator_from_scratch = True  # the original re-trains E from scratch every round; False: E starts from
+                                     # the last round's networks with a fresh optimiser and schedule
+    c.imitator = i_default()
+    c.imitator.retarget.ground = "frame"   # lifted takes: every frame on the ground (the original's choice, §2.6)
+    c.imitator_iterations = 40       # PPO updates per round
+    c.imitator_iterations_round0 = 40
+    c.imitator_from_scratch = False  # I keeps its policy across rounds (starts from the previous round's)
+    c.imitator_reinit_after_cold_start = True  # ... except round 1's: the cold start's policy walks a rest pose
+                                     # along paths, another task; from it, I tracked the lifted takes worse
+    c.imitator.policy_init_scale = 0.01  # start from the plain PD tracker (docs/imitator.md)
+    c.imitator.env.failsafe_pose = "reference"  # fail-safe resets restore the reference's state (docs/imitator.md)
+    c.hallucinator = h_default()
+    c.hallucinate_from = 1           # first round with H (the original: round 3)
+    c.hallucinator_steps = 500
+    c.hallucinator_batch = 32
+    c.num_hallucinated = 0           # 0 = as many as there are takes (I's library keeps one shape)
+    c.refine_iterations = 5          # PPO updates on the hallucinated references before rolling them out
+    c.refine_keep = "pieces"         # what of I's rollouts of the samples E trains on: "pieces" (every stretch
+                                     # between fail-safe resets that holds one E window, longest first) or "takes"
+                                     # (the original: whole samples imitated without a reset)
+    c.steps_per_call = 25            # updates per host call (scanned inside the jitted step)
+    c.log_every = 25
+    c.gif = True
+    c.gif_frames = 90
+    c.max_to_keep = 3
+    c.lock()  # a misspelt key in a config file is an error, not a new field
+    return c
+
+
+def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
+    """ValueError naming the first bad value."""
+    def need(ok, msg):
+        if not ok:
+            raise ValueError(f"coevolve config: {msg}")
+    need(isinstance(c.num_rounds, int) and c.num_rounds >= 0, f"num_rounds must be >= 0, got {c.num_rounds!r}")
+    need(c.data.num_cameras >= 1 and c.data.heldout_cameras >= 1, "data.num_cameras/heldout_cameras must be >= 1")
+    need(c.data.max_frames >= 30, f"data.max_frames must be >= 30, got {c.data.max_frames}")
+    need(isinstance(c.data.get("chunks_per_clip", 0), int) and c.data.get("chunks_per_clip", 0) >= 0,
+         f"data.chunks_per_clip must be an integer >= 0, got {c.data.get('chunks_per_clip')!r}")
+    need(len(c.data.train_clips) >= 1 and len(c.data.heldout_clips) >= 1, "need training and held-out clips")
+    need(c.data.source != "clips" or not set(c.data.train_clips) & set(c.data.heldout_clips),
+         f"clips in both splits: {sorted(set(c.data.train_clips) & set(c.data.heldout_clips))}")
+    for k in ("estimator_steps", "imitator_iterations", "imitator_iterations_round0", "hallucinator_steps",
+              "steps_per_call", "log_every"):
+        need(isinstance(c[k], int) and c[k] >= 1, f"{k} must be a positive integer, got {c[k]!r}")
+    need(c.refine_iterations >= 0 and c.num_hallucinated >= 0, "refine_iterations/num_hallucinated must be >= 0")
+    need(isinstance(c.replay_rounds, int) and c.replay_rounds >= 0,
+         f"replay_rounds must be an integer >= 0, got {c.replay_rounds!r}")
+    need(c.refine_keep in ("pieces", "takes"), f"refine_keep must be 'pieces' or 'takes', got {c.refine_keep!r}")
+    for k in ("estimator_batch", "hallucinator_batch"):
+        need(c[k] >= num_devices and c[k] % num_devices == 0,
+             f"{k} ({c[k]}) must be a positive multiple of the device count ({num_devices})")
+    spec_frac = c.estimator.pairs.random_camera_fraction
+    if c.estimator.pairs.adversarial:
+        n_adv = c.estimator_batch - (int(round(c.estimator_batch * spec_frac)) if c.estimator.pairs.random_camera
+                                     else 0)
+        need(n_adv % num_devices == 0 and n_adv > 0,
+             f"the adversarial share of estimator_batch ({n_adv}) must be a positive multiple of the device count")
+    need(c.cold_start.scale_end >= c.cold_start.scale_start > 0, "cold_start scales must be positive, increasing")
+    for k in ("lift_root_smoothing_s", "lift_pose_smoothing_s"):
+        need(c[k] >= 0, f"{k} must be >= 0 seconds, got {c[k]}")
+
+
+
+def phases_of_round(config, round_index: int) -> list[str]:
+    out = []
+    for name in PHASES:
+        if name == "lift" and round_index == 0:
+            continue
+        if name in ("hallucinate", "refine") and (round_index == 0 or round_index < config.hallucinate_from):
+            continue
+        if name == "refine" and config.refine_iterations < 0:
+            continue
+        out.append(name)
+    return out
+

@@ -1,0 +1,399 @@
+"""`CoEvolution`: the static parts of a co-evolution (configs, the body, the env, the mesh, the takes), the one
+jitted data-parallel learner step built on them, and the round's phases (lift, rollout, hallucinate, refine,
+estimate, evaluate) as functions `(state, ...) -> (state, info)`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from ptjax import parallel, training
+from ptjax.coevolve.cold_start import cold_start_qpos, random_root_trajectories
+from ptjax.coevolve.config import LEARNERS, check_config
+from ptjax.coevolve.state import CoEvolutionState, cut_at_resets, empty_buffer, fill_buffer
+from ptjax.data import Motion, MotionBuffer, sample_windows
+from ptjax.data.takes import load_takes
+
+AXIS = parallel.AXIS
+
+
+@dataclasses.dataclass
+class CoEvolution:
+    """The static parts (configs, the body, the env, the mesh, the takes) and the jitted step built on them."""
+    config: ml_collections.ConfigDict
+    imitator: Any
+    mesh: jax.sharding.Mesh
+    takes: list
+    heldout: list
+    num_hallucinated: int
+    _jitted: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def create(cls, config: ml_collections.ConfigDict) -> "CoEvolution":
+        from ptjax.imitator.train import Imitator
+
+        n = config.num_devices or len(jax.devices())
+        if n > len(jax.devices()):
+            raise ValueError(f"num_devices={n} but only {len(jax.devices())} devices are visible")
+        check_config(config, n)
+        i_config = ml_collections.ConfigDict(config.imitator.to_dict())
+        i_config.num_devices = n
+        i_config.fps = float(config.data.fps)
+        imitator = Imitator.create(i_config)
+        takes, heldout = load_takes(config)
+        num_h = int(config.num_hallucinated or len(takes))
+        if num_h > len(takes):
+            raise ValueError(f"num_hallucinated ({num_h}) cannot exceed the number of takes ({len(takes)}): "
+                             "I's reference library keeps one shape")
+        return cls(config, imitator, imitator.mesh, takes, heldout, num_h)
+
+    # -- shapes and shardings --
+    @property
+    def num_devices(self) -> int:
+        return parallel.num_devices(self.mesh)
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.config.data.max_frames)
+
+    @property
+    def fps(self) -> float:
+        return float(self.config.data.fps)
+
+    @property
+    def imitated_block(self) -> int:
+        """Slots of one round's motion in the `imitated` buffer: the takes, then the refined samples."""
+        return len(self.takes) + self.num_hallucinated
+
+    def place(self, state: CoEvolutionState) -> CoEvolutionState:
+        """Put the stacked imitator state on its shards and everything else replicated over the mesh."""
+        rep = NamedSharding(self.mesh, P())
+        stacked = NamedSharding(self.mesh, P(AXIS))
+        imitator = jax.tree_util.tree_map(lambda x: jax.device_put(x, stacked), state.imitator)
+        rest = {f: jax.tree_util.tree_map(lambda x: jax.device_put(x, rep), getattr(state, f))
+                for f in ("estimator", "hallucinator", "references", "imitated", "segments", "generated", "real2d",
+                          "rng", "round", "phase_step")}
+        return state.replace(imitator=imitator, **rest)
+
+    # -- init --
+    def init_estimator(self, rng: jax.Array):
+        from ptjax import estimator as est
+        return est.init(rng, self.config.estimator)
+
+    def init_hallucinator(self, rng: jax.Array):
+        from ptjax import hallucinator as H
+        return H.init(rng, self.config.hallucinator)
+
+    def library(self, refs) -> Any:
+        return self.imitator.library(refs, max_frames=self.max_frames, num_takes=len(self.takes))
+
+    def cold_start_library(self, seed: int):
+        from ptjax.imitator import retarget
+        rng = np.random.default_rng([seed, 0])
+        trajs = random_root_trajectories(rng, len(self.takes), self.max_frames, self.fps, self.config.cold_start)
+        rest = np.asarray(self.imitator.humanoid.rest_qpos())
+        refs = [retarget.reference_from_qpos(self.imitator.humanoid, cold_start_qpos(rest, t), self.fps)
+                for t in trajs]
+        return self.library(refs)
+
+    def init(self, rng: jax.Array) -> CoEvolutionState:
+        from ptjax.estimator import pack_keypoints
+        k_e, k_i, k_h, k_state = jax.random.split(rng, 4)
+        library = self.cold_start_library(int(self.config.seed))
+        n_takes = len(self.takes)
+        state = CoEvolutionState(
+            estimator=self.init_estimator(k_e),
+            imitator=self.imitator.init(k_i, library),
+            hallucinator=self.init_hallucinator(k_h),
+            references=library,
+            imitated=empty_buffer(self.imitated_block * (1 + int(self.config.replay_rounds)), self.max_frames,
+                                  self.fps),
+            segments=empty_buffer(2 * n_takes, self.max_frames, self.fps),
+            generated=empty_buffer(len(self.takes), self.max_frames, self.fps),
+            real2d=pack_keypoints([t.keypoints2d for t in self.takes], self.fps),
+            rng=k_state, round=jnp.zeros((), jnp.int32), phase_step=jnp.zeros((), jnp.int32), phase="imitator")
+        return self.place(state)
+
+    # -- the step --
+    def _ppo_sharded(self):
+        ppo = self.imitator.ppo
+
+        def per_device(i_state, refs):
+            i_state = jax.tree_util.tree_map(lambda x: x[0], i_state)
+            new, metrics = ppo.update(i_state, refs, axis_name=AXIS)
+            return (jax.tree_util.tree_map(lambda x: x[None], new),
+                    jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], metrics))
+
+        return jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=(P(AXIS), P(AXIS)),
+                             check_vma=False)
+
+    def _replicated_learner(self, update):
+        return jax.shard_map(lambda s, b: update(s, b, axis_name=AXIS), mesh=self.mesh, in_specs=(P(), P(AXIS)),
+                             out_specs=(P(), P()), check_vma=False)
+
+    def estimator_batch(self, rng: jax.Array, spec, imitated: MotionBuffer, real2d: MotionBuffer) -> dict:
+        """World windows of E's receptive field from the imitated motion (+ real 2D windows for D_cam)."""
+        rf, b = spec.receptive_field, int(self.config.estimator_batch)
+        k_motion, k_real = jax.random.split(rng)
+        weights = (imitated.lengths > 0).astype(jnp.float32)
+        batch = {"motion": sample_windows(k_motion, imitated, b, rf, take_weights=weights)}
+        if spec.adversarial:
+            n_adv = b - (int(round(b * spec.random_camera_fraction)) if spec.random_camera else 0)
+            batch["real2d"] = sample_windows(k_real, real2d, n_adv, rf)
+        return batch
+
+    def _learner_step(self, phase: str, learner, rng: jax.Array, data: dict):
+        """One update of `phase`'s learner state; `data` holds the buffers it reads (never written)."""
+        from ptjax import estimator as est
+        from ptjax import hallucinator as H
+        rng, k_batch = jax.random.split(rng)
+        if phase == "imitator":
+            new, metrics = self._ppo_sharded()(learner, data["references"])
+            metrics = jax.tree_util.tree_map(lambda x: x[0], metrics)
+        elif phase == "estimator":
+            batch = self.estimator_batch(k_batch, learner.spec, data["imitated"], data["real2d"])
+            new, metrics = self._replicated_learner(est.update)(learner, batch)
+        elif phase == "hallucinator":
+            batch = H.sample_batch(k_batch, data["segments"], int(self.config.hallucinator_batch), learner.config)
+            new, metrics = self._replicated_learner(H.update)(learner, batch)
+        else:
+            raise ValueError(f"unknown phase {phase!r}; the learner phases are {LEARNERS}")
+        return new, rng, metrics
+
+    def step(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
+        """One update of the current phase's learner (jitted, sharded over the mesh axis `data`)."""
+        state, metrics = self.steps(state, 1)
+        return state, jax.tree_util.tree_map(lambda x: x[0], metrics)
+
+    def steps(self, state: CoEvolutionState, num_steps: int) -> tuple[CoEvolutionState, dict]:
+        """`num_steps` updates of the current phase's learner in one jitted scan; returns (state, metrics stacked
+        over the steps). Only the learner, the key and the step count are carried through the scan; the buffers
+        it reads are loop constants (carrying the whole state made every step copy it)."""
+        phase = state.phase
+        if phase not in LEARNERS:
+            raise ValueError(f"unknown phase {phase!r}; the learner phases are {LEARNERS}")
+        key = (phase, int(num_steps))
+        if key not in self._jitted:
+            def run(learner, rng, count, data):
+                def body(carry, _):
+                    learner, rng, count = carry
+                    learner, rng, metrics = self._learner_step(phase, learner, rng, data)
+                    return (learner, rng, count + 1), metrics
+                return jax.lax.scan(body, (learner, rng, count), None, length=key[1])
+            self._jitted[key] = jax.jit(run)
+        state = self.place(state)  # inputs always carry the same shardings, so each phase compiles once
+        data = {"imitator": {"references": state.references},
+                "estimator": {"imitated": state.imitated, "real2d": state.real2d},
+                "hallucinator": {"segments": state.segments}}[phase]
+        (learner, rng, count), metrics = self._jitted[key](getattr(state, phase), state.rng, state.phase_step, data)
+        return self.place(state.replace(**{phase: learner}, rng=rng, phase_step=count)), metrics
+
+    # -- phases (host side) --
+    def learn(self, state: CoEvolutionState, phase: str, num_steps: int, log=None, progress: bool = True
+              ) -> tuple[CoEvolutionState, dict]:
+        """Run `num_steps` updates of `phase`'s learner (rounded up to whole calls); returns the last call's mean
+        metrics. `log(phase, metrics)` receives each call's mean metrics."""
+        chunk = 1 if phase == "imitator" else int(self.config.steps_per_call)
+        calls = -(-int(num_steps) // chunk)
+        state = state.replace(phase=phase, phase_step=jnp.zeros((), jnp.int32))
+        last = {}
+        with training.progress_bar(total=calls * chunk, desc=f"round {int(state.round)} {phase}",
+                                   disable=not progress, leave=False) as bar:
+            for _ in range(calls):
+                state, stacked = self.steps(state, chunk)
+                last = {k: float(np.mean(np.asarray(v))) for k, v in stacked.items()}
+                if log is not None:
+                    log(phase, last)
+                bar.update(chunk)
+                bar.set_postfix({k: f"{last[k]:.3g}" for k in _headline(phase) if k in last})
+        training.check_finite_tree(getattr(state, phase), f"{phase} state")
+        return state, last
+
+    def lift(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
+        """E lifts every 2D take; world frame by the gravity/PCA prior; IK to the body -> I's references."""
+        from ptjax import estimator as est
+        motions = []
+        for take in self.takes:
+            cam = est.predict(state.estimator, take.keypoints2d)["joints3d"]
+            world = smooth_motion(est.camera_to_world(cam), take.fps, self.config.lift_root_smoothing_s,
+                                  self.config.lift_pose_smoothing_s)
+            motions.append(Motion(take.name, take.fps, world))
+        refs = self.imitator.references(motions)
+        ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
+        # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
+        train_eval = est.evaluate(state.estimator, self.takes)["mean"]
+        info = {"ik_error_mm": ik * 1000, "train_takes_mpjpe_mm": train_eval["mpjpe"],
+                "train_takes_p_mpjpe_mm": train_eval["p_mpjpe"]}
+        return state.replace(references=self.library(refs)), info
+
+    def rollout(self, state: CoEvolutionState, count: int
+                ) -> tuple[list[np.ndarray], dict, list[np.ndarray], Any]:
+        """Fail-safe rollouts of the first `count` references: (simulated joints per take, summary, per-take
+        reset flags per frame, the whole `RolloutResult`)."""
+        result = self.imitator.evaluate(state.imitator, state.references)
+        joints, lengths = np.asarray(result.joints), np.asarray(result.lengths)
+        mask = np.asarray(result.reset_mask)
+        summary = result.summary(count=count)
+        summary.pop("takes")
+        return ([joints[i, :lengths[i]] for i in range(count)], summary,
+                [mask[i, :lengths[i]] for i in range(count)], result)
+
+    def new_round_motion(self, previous: MotionBuffer, seqs: Sequence[np.ndarray], round_index: int
+                         ) -> MotionBuffer:
+        """E's motion buffer for a round: this round's rollouts of the takes in the first block, the earlier rounds'
+        blocks moved one block on (the oldest dropped); round 0's cold-start walks are never replayed."""
+        block = self.imitated_block
+        buffer = fill_buffer(empty_buffer(previous.num_takes, self.max_frames, self.fps), seqs)
+        if round_index < 2 or previous.num_takes == block:
+            return buffer
+        joints, lengths = np.array(buffer.joints), np.array(buffer.lengths)
+        joints[block:] = np.asarray(previous.joints)[:-block]
+        lengths[block:] = np.asarray(previous.lengths)[:-block]
+        return buffer.replace(joints=jnp.asarray(joints), lengths=jnp.asarray(lengths))
+
+    def segment_motions(self, state: CoEvolutionState) -> list[Motion]:
+        joints, lengths = np.asarray(state.segments.joints), np.asarray(state.segments.lengths)
+        return [Motion(f"imitated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
+
+    def fill_segments(self, state: CoEvolutionState, seqs, reset_flags) -> tuple[CoEvolutionState, dict]:
+        """Cut the rollouts at their fail-safe resets (a reset teleports the body: no motion to learn from) and keep
+        the longest pieces that hold at least one hallucinator training window."""
+        from ptjax.hallucinator.train import min_frames
+        pieces = cut_at_resets(seqs, reset_flags, min_frames(self.config.hallucinator))
+        capacity = state.segments.num_takes
+        buffer = fill_buffer(empty_buffer(capacity, self.max_frames, self.fps), pieces[:capacity])
+        info = {"segments": min(len(pieces), capacity),
+                "segment_frames": int(sum(len(p) for p in pieces[:capacity]))}
+        return state.replace(segments=self.replicate(buffer)), info
+
+    def hallucinate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
+        """H from scratch (as the original) on the imitated motion, then new samples into `generated`."""
+        from ptjax import hallucinator as H
+        if int(np.sum(np.asarray(state.segments.lengths) > 0)) == 0:
+            empty = empty_buffer(len(self.takes), self.max_frames, self.fps)
+            return state.replace(generated=self.replicate(empty)), {
+                "skipped": "no imitated segment without a fail-safe reset is long enough for a training window"}
+        rng, k_init, k_sample = jax.random.split(state.rng, 3)
+        state = state.replace(rng=rng, hallucinator=self.replicate(self.init_hallucinator(k_init)))
+        state, last = self.learn(state, "hallucinator", int(self.config.hallucinator_steps), log, progress)
+        hc = state.hallucinator.config
+        train = self.segment_motions(state)
+        np_rng = np.random.default_rng([int(self.config.seed), int(state.round), 1])
+        start = H.start_windows_from(train, np_rng, self.num_hallucinated, hc.context)
+        samples = H.sample(state.hallucinator, k_sample, start, target_pool=train)
+        seqs = [m.joints[:self.max_frames] for m in samples]
+        generated = fill_buffer(empty_buffer(len(self.takes), self.max_frames, self.fps), seqs)
+        stats = H.measures([Motion(m.name, m.fps, s) for m, s in zip(samples, seqs)], hc.fps, reference=train,
+                           window=hc.measures.window, stride=hc.measures.stride, skip=hc.context)
+        keys = ("bone_length_dev_max_m", "skating_mps", "penetration_frames", "limit_any", "diversity_m",
+                "reference_diversity_m", "nearest_reference_mean_m", "seconds_mean")
+        info = {"g_total": last.get("g_total"), **{k: stats[k] for k in keys if k in stats}}
+        return state.replace(generated=generated), info
+
+    def refine(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
+        """I imitates the hallucinated motion; what it imitates without a fail-safe reset joins E's training motion
+        (config `refine_keep`: the reset-free pieces, or only whole samples without a reset as the original)."""
+        lengths = np.asarray(state.generated.lengths)
+        joints = np.asarray(state.generated.joints)
+        motions = [Motion(f"hallucinated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
+        if not motions:
+            return state, {"kept": 0, "sampled": 0}
+        takes_library = state.references
+        state = state.replace(references=self.library(self.imitator.references(motions)))
+        if self.config.refine_iterations:
+            state, _ = self.learn(state, "imitator", int(self.config.refine_iterations), log, progress)
+        seqs, summary, flags, _ = self.rollout(state, len(motions))
+        if self.config.refine_keep == "takes":
+            kept = [seq for seq, f in zip(seqs, flags) if not f.any()]
+        else:
+            kept = cut_at_resets(seqs, flags, int(state.estimator.spec.receptive_field))[:self.num_hallucinated]
+        n = len(self.takes)
+        imitated = np.asarray(state.imitated.lengths).copy()
+        imitated[n:self.imitated_block] = 0  # this round's refined slots only: later blocks are replayed rounds
+        imitated = fill_buffer(state.imitated.replace(lengths=jnp.asarray(imitated)), kept, offset=n)
+        info = {"kept": len(kept), "kept_frames": int(sum(len(k) for k in kept)), "sampled": len(motions),
+                "clean_samples": int(sum(not f.any() for f in flags)),
+                **{f"imitator_{k}": v for k, v in summary.items()}}
+        return state.replace(imitated=imitated, references=takes_library), info
+
+    def estimate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
+        from ptjax import estimator as est
+        if self.config.estimator_from_scratch:
+            rng, k_init = jax.random.split(state.rng)
+            state = state.replace(rng=rng, estimator=self.replicate(self.init_estimator(k_init)))
+        elif int(state.round) > 0:  # warm start: last round's networks, a fresh schedule
+            state = state.replace(estimator=self.replicate(est.restart_optimizers(state.estimator)))
+        state, last = self.learn(state, "estimator", int(self.config.estimator_steps), log, progress)
+        return state, {k: last[k] for k in ("loss_pose", "loss_traj") if k in last}
+
+    @functools.cached_property
+    def detector_heldout(self) -> list:
+        """The held-out takes with a fixed detector-like corruption of their 2D (gaps filled as lift fills them)."""
+        from ptjax import detector_noise
+        return detector_noise.detector_like_takes(self.heldout)
+
+    def evaluate(self, state: CoEvolutionState) -> dict:
+        """Held-out scores from the clean 2D and from a fixed detector-like corruption of it
+        (`ptjax.detector_noise`: what lifting a real detector's keypoints would meet)."""
+        from ptjax import estimator as est
+        mean = est.evaluate(state.estimator, self.heldout)["mean"]
+        detector = est.evaluate(state.estimator, self.detector_heldout)["mean"]
+        return {"mpjpe_mm": mean["mpjpe"], "p_mpjpe_mm": mean["p_mpjpe"], "n_mpjpe_mm": mean["n_mpjpe"],
+                "pck": mean["pck"], "auc": mean["auc"], "detector_like_mpjpe_mm": detector["mpjpe"],
+                "detector_like_p_mpjpe_mm": detector["p_mpjpe"]}
+
+    def replicate(self, tree):
+        """`tree` replicated over the mesh (every device holds all of it)."""
+        return jax.tree_util.tree_map(lambda x: jax.device_put(x, NamedSharding(self.mesh, P())), tree)
+
+    def picture(self, state: CoEvolutionState, path: str) -> str:
+        """Take 0: its 2D input, E's lift (world frame), I's imitation and H's first sample, side by side."""
+        from ptjax import estimator as est
+        from ptjax import viz
+        take = self.takes[0]
+        lifted = est.camera_to_world(est.predict(state.estimator, take.keypoints2d)["joints3d"])
+        panels = {"2D take": take.keypoints2d, "E: lifted": lifted}
+        n = int(state.imitated.lengths[0])
+        if n:
+            panels["I: imitated"] = np.asarray(state.imitated.joints[0, :n])
+        g = int(state.generated.lengths[0])
+        if g:
+            panels["H: hallucinated"] = np.asarray(state.generated.joints[0, :g])
+        return viz.animate_panels(panels, path, fps=self.fps, max_frames=int(self.config.gif_frames))
+
+    def physics_picture(self, result, references, path: str) -> str | None:
+        """Take 0's reference (left) and I's fail-safe rollout of it (`result`, the rollout E trains on, right),
+        rendered by MuJoCo; None (with a warning) where no GL backend is available: the round GIF's skeletons still
+        show the motion."""
+        from ptjax import render
+        n = int(result.lengths[0])
+        return render.motion_video(self.imitator.humanoid.model, np.asarray(result.qpos[0, :n]), path, fps=self.fps,
+                                   reference_qpos=np.asarray(references.qpos[0, :n]),
+                                   max_frames=int(self.config.gif_frames), fallback=lambda: None)
+
+
+def smooth_motion(joints: np.ndarray, fps: float, root_sigma_s: float, pose_sigma_s: float) -> np.ndarray:
+    """(T, 17, 3) world joints with the root (Hip) trajectory and the root-relative pose each low-passed by a
+    Gaussian of the given sigma in seconds (0 = unchanged). A lifted depth jitters from frame to frame; the body
+    cannot follow a root that jumps back and forth, and every such frame risks a fail-safe reset."""
+    from scipy.ndimage import gaussian_filter1d
+    joints = np.asarray(joints, np.float64)
+    root, rel = joints[:, :1], joints - joints[:, :1]
+    if root_sigma_s > 0:
+        root = gaussian_filter1d(root, root_sigma_s * fps, axis=0, mode="nearest")
+    if pose_sigma_s > 0:
+        rel = gaussian_filter1d(rel, pose_sigma_s * fps, axis=0, mode="nearest")
+    return (root + rel).astype(np.float32)
+
+
+def _headline(phase: str) -> tuple[str, ...]:
+    return {"imitator": ("reward", "episode_length"), "estimator": ("loss_pose",),
+            "hallucinator": ("g_total",)}[phase]
+
