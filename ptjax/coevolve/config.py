@@ -29,7 +29,7 @@ def default_config() -> ml_collections.ConfigDict:
         max_frames=150,              # takes are cut to this many frames (one compiled shape)
         source="clips",              # "clips" (bundled) | "h36m" (a user's VideoPose3D npz files)
         h36m_dir="", keypoints="gt", h36m_train_subjects=("S1", "S5", "S6", "S7", "S8"),
-        max_takes=0,                 # 0 = every take
+        max_takes=0,                 # 0 = every take; N = the first N (either source)
         chunks_per_clip=0))          # "clips": 0 = a clip's first max_frames; N = N evenly spaced pieces of it
     c.cold_start = ml_collections.ConfigDict(dict(
         num_points=6, scale_start=2.0, scale_end=4.0, speed=(0.5, 1.3),

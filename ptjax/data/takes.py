@@ -102,14 +102,16 @@ def load_takes(config) -> tuple[list[Take], list]:
 
 def clip_takes(d) -> tuple[list[Take], list[Take]]:
     """The training clips seen by `d.num_cameras` fixed cameras at `d.fps` (cut to `d.max_frames`, or with
-    `d.chunks_per_clip` N cut into N evenly spaced pieces of max_frames) and the held-out clips by
-    `d.heldout_cameras`."""
+    `d.chunks_per_clip` N cut into N evenly spaced pieces of max_frames; the first `d.max_takes` if set) and the
+    held-out clips by `d.heldout_cameras`."""
     from ptjax.data import load_clips
     fps = float(d.fps)
     clips = load_clips(d.train_clips)
     if int(d.get("chunks_per_clip", 0)):
         clips = chunk_motions(clips, int(d.max_frames), int(d.chunks_per_clip), fps)
     takes = [_cut_take(t, d.max_frames) for t in make_takes(clips, num_cameras=int(d.num_cameras), fps=fps)]
+    if d.get("max_takes"):
+        takes = takes[:int(d.max_takes)]
     heldout = make_takes(load_clips(d.heldout_clips), num_cameras=int(d.heldout_cameras))
     return takes, heldout
 
