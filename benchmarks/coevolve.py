@@ -48,8 +48,8 @@ def bench_learners(config, calls: int) -> dict:
     chunk = int(config.steps_per_call)
     out = {}
     for phase, n, per_step in (("imitator", 1, config.imitator.num_envs * config.imitator.unroll_length),
-                               ("estimator", chunk, config.estimator_batch),
-                               ("hallucinator", chunk, config.hallucinator_batch)):
+                               ("estimator", chunk, coevolve.estimator_batch(config)),
+                               ("hallucinator", chunk, coevolve.hallucinator_batch(config))):
         s = state.replace(phase=phase)
         compile_s, call_s = _timed(lambda: co.steps(s, n)[1], calls)
         out[phase] = {"compile_and_first_call_s": round(compile_s, 2), "seconds_per_update": call_s / n,

@@ -35,8 +35,7 @@ def get_config(variant: str = ""):
     e.pairs.adversarial = True
     e.optim.num_epochs = 30           # 4,500 steps; why not fewer: README, "Results"
     e.optim.steps_per_epoch = 150
-    c.estimator_steps = 4500
-    c.estimator_batch = 256
+    e.train.batch_size = 256
 
     i = c.imitator
     i.num_envs = 128
@@ -44,13 +43,14 @@ def get_config(variant: str = ""):
     i.num_minibatches = 4
     i.num_epochs = 4
     c.imitator_iterations_round0 = 200
-    c.imitator_iterations = 120
+    i.iterations = 120
 
     h = c.hallucinator
     h.model.lstm_size = 256       # half the CPU default: H trains twice per demo
     h.sample.num_segments = 4     # 10 context + 4 x 30 frames = 130 frames, within max_frames
-    c.hallucinator_steps = 200
-    c.hallucinator_batch = 32
+    h.train.steps = 200
+    h.optim.decay_steps = 1000    # the cosine schedule of H's default 1,000 steps, cut at 200
+    h.train.batch_size = 32
     c.refine_iterations = 5
     c.steps_per_call = 50
     if variant == "large":

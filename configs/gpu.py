@@ -28,8 +28,7 @@ def get_config(variant: str = ""):
     e.pairs.mirror = True
     e.optim.num_epochs = 20
     e.optim.steps_per_epoch = 250
-    c.estimator_steps = 20 * 250
-    c.estimator_batch = 1024
+    e.train.batch_size = 1024
 
     i = c.imitator                    # 4096 humanoids, the paper's policy sizes
     i.num_envs = 4096
@@ -37,12 +36,12 @@ def get_config(variant: str = ""):
     i.num_minibatches = 32
     i.num_epochs = 4
     c.imitator_iterations_round0 = 300
-    c.imitator_iterations = 300
+    i.iterations = 300
 
     c.hallucinator = paper_config()   # the paper's model; batch 1024 instead of its 128
     c.hallucinate_from = 1
-    c.hallucinator_steps = 2000
-    c.hallucinator_batch = 1024
+    c.hallucinator.train.steps = 2000
+    c.hallucinator.train.batch_size = 1024
     c.refine_iterations = 20
     c.steps_per_call = 100
     return c

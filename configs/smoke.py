@@ -26,8 +26,7 @@ def get_config(variant: str = ""):
     e.optim.num_epochs = 2
     e.optim.steps_per_epoch = 2
     e.predict.chunk = 64
-    c.estimator_steps = 4
-    c.estimator_batch = 16
+    e.train.batch_size = 16
 
     i = c.imitator
     i.num_envs = 16
@@ -36,13 +35,14 @@ def get_config(variant: str = ""):
     i.num_epochs = 2
     i.policy_hidden = (64, 64)
     i.value_hidden = (64, 64)
-    c.imitator_iterations = 2
+    i.iterations = 2
     c.imitator_iterations_round0 = 2
 
     from ptjax.hallucinator import tiny_config
     c.hallucinator = tiny_config()
-    c.hallucinator_steps = 4
-    c.hallucinator_batch = 8
+    c.hallucinator.train.steps = 4
+    c.hallucinator.optim.decay_steps = 30   # tiny_config's schedule, cut at 4 steps
+    c.hallucinator.train.batch_size = 8
     c.refine_iterations = 1
     c.steps_per_call = 2
     c.gif_frames = 10

@@ -46,8 +46,14 @@ def test_one_and_two_devices_take_the_same_estimator_and_hallucinator_steps():
 
 
 def test_bad_configs_are_refused():
-    with pytest.raises(ValueError, match="estimator_batch"):
-        coevolve.CoEvolution.create(smoke_config(num_devices=4, estimator_batch=18))
+    c = smoke_config(num_devices=4)
+    c.estimator.train.batch_size = 18
+    with pytest.raises(ValueError, match="estimator.train.batch_size"):
+        coevolve.CoEvolution.create(c)
+    c = smoke_config()
+    c.hallucinator.train.steps = 0
+    with pytest.raises(ValueError, match="hallucinator.train.steps"):
+        coevolve.CoEvolution.create(c)
     c = smoke_config()
     c.data.heldout_clips = ("walk",)
     with pytest.raises(ValueError, match="both splits"):

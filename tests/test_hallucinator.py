@@ -86,6 +86,21 @@ def test_update_data_parallel_matches_one_device(config, buffer, update_fn):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-5)
 
 
+def test_a_run_cut_short_follows_the_schedule_of_decay_steps(config, buffer, update_fn):
+    """train.steps = 8 with optim.decay_steps = the full run's steps takes the full run's first 8 updates (the
+    co-evolution trains H for fewer steps per round than the schedule it was tuned with)."""
+    batch = H.sample_batch(jax.random.PRNGKey(5), buffer, config.train.batch_size, config)
+    cut = H.tiny_config()
+    cut.train.steps, cut.optim.decay_steps = 8, config.train.steps
+    full_state, cut_state = H.init(jax.random.PRNGKey(0), config), H.init(jax.random.PRNGKey(0), cut)
+    cut_update = jax.jit(H.update)
+    for _ in range(8):
+        full_state, _ = update_fn(full_state, batch)
+        cut_state, _ = cut_update(cut_state, batch)
+    for a, b in zip(jax.tree_util.tree_leaves(full_state.g_params), jax.tree_util.tree_leaves(cut_state.g_params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_sample_length_and_exact_bone_lengths(trained, buffer, config):
     start = H.start_windows_from(buffer, np.random.default_rng(0), 4, config.context + 2)
     segments = config.sample.num_segments
@@ -168,7 +183,8 @@ def test_config_validation():
                                 ("sample.blend_frames", 0, "blend_frames"),
                                 ("data.speed_range", (1.2, 0.8), "speed_range"),
                                 ("data.scale_range", (0.0, 1.0), "scale_range"),
-                                ("data.take_weight_power", -1.0, "take_weight_power")]:
+                                ("data.take_weight_power", -1.0, "take_weight_power"),
+                                ("optim.decay_steps", -1, "decay_steps")]:
         cfg = H.tiny_config()
         section, _, leaf = key.rpartition(".")
         (cfg[section] if section else cfg)[leaf] = value

@@ -37,8 +37,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.lift_root_smoothing_s = 0.1    # Gaussian sigma (s) on the lifted root trajectory before IK (0 = off)
     c.lift_pose_smoothing_s = 0.0    # ... and on the joints relative to the root
     c.estimator = est.default_config()
-    c.estimator_steps = 2000         # E updates per round
-    c.estimator_batch = 256
+    c.estimator.optim.num_epochs = 4       # E's updates per round: num_epochs x steps_per_epoch (`estimator_steps`)
+    c.estimator.optim.steps_per_epoch = 500
+    c.estimator.train.batch_size = 256     # E's batch (`estimator_batch`)
     c.replay_rounds = 1              # E also trains on the imitated motion (takes + refined pieces) of this many
                                      # earlier rounds; round 0's cold-start walks are never replayed (the original:
                                      # 0, only the current round's)
@@ -46,7 +47,7 @@ def default_config() -> ml_collections.ConfigDict:
                                      # the last round's networks with a fresh optimiser and schedule
     c.imitator = i_default()
     c.imitator.retarget.ground = "frame"   # lifted takes: every frame on the ground (the original's choice, §2.6)
-    c.imitator_iterations = 40       # PPO updates per round
+    c.imitator.iterations = 40       # PPO updates per round after round 0 (`imitator_iterations`)
     c.imitator_iterations_round0 = 40
     c.imitator_from_scratch = False  # I keeps its policy across rounds (starts from the previous round's)
     c.imitator_reinit_after_cold_start = True  # ... except round 1's: the cold start's policy walks a rest pose
@@ -55,8 +56,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.imitator.env.failsafe_pose = "reference"  # fail-safe resets restore the reference's state (docs/imitator.md)
     c.hallucinator = h_default()
     c.hallucinate_from = 1           # first round with H (the original: round 3)
-    c.hallucinator_steps = 500
-    c.hallucinator_batch = 32
+    c.hallucinator.train.steps = 500       # H's updates per round (`hallucinator_steps`)
+    c.hallucinator.train.batch_size = 32
     c.num_hallucinated = 0           # 0 = as many as there are takes (I's library keeps one shape)
     c.refine_iterations = 5          # PPO updates on the hallucinated references before rolling them out
     c.refine_keep = "pieces"         # what of I's rollouts of the samples E trains on: "pieces" (every stretch
@@ -84,26 +85,57 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
     need(len(c.data.train_clips) >= 1 and len(c.data.heldout_clips) >= 1, "need training and held-out clips")
     need(c.data.source != "clips" or not set(c.data.train_clips) & set(c.data.heldout_clips),
          f"clips in both splits: {sorted(set(c.data.train_clips) & set(c.data.heldout_clips))}")
-    for k in ("estimator_steps", "imitator_iterations", "imitator_iterations_round0", "hallucinator_steps",
-              "steps_per_call", "log_every"):
-        need(isinstance(c[k], int) and c[k] >= 1, f"{k} must be a positive integer, got {c[k]!r}")
+    counts = {"estimator.optim.num_epochs": c.estimator.optim.num_epochs,
+              "estimator.optim.steps_per_epoch": c.estimator.optim.steps_per_epoch,
+              "imitator.iterations": c.imitator.iterations, "imitator_iterations_round0": c.imitator_iterations_round0,
+              "hallucinator.train.steps": c.hallucinator.train.steps, "steps_per_call": c.steps_per_call,
+              "log_every": c.log_every}
+    for k, v in counts.items():
+        need(isinstance(v, int) and v >= 1, f"{k} must be a positive integer, got {v!r}")
     need(c.refine_iterations >= 0 and c.num_hallucinated >= 0, "refine_iterations/num_hallucinated must be >= 0")
     need(isinstance(c.replay_rounds, int) and c.replay_rounds >= 0,
          f"replay_rounds must be an integer >= 0, got {c.replay_rounds!r}")
     need(c.refine_keep in ("pieces", "takes"), f"refine_keep must be 'pieces' or 'takes', got {c.refine_keep!r}")
-    for k in ("estimator_batch", "hallucinator_batch"):
-        need(c[k] >= num_devices and c[k] % num_devices == 0,
-             f"{k} ({c[k]}) must be a positive multiple of the device count ({num_devices})")
+    for k, b in (("estimator.train.batch_size", estimator_batch(c)), ("hallucinator.train.batch_size",
+                                                                        hallucinator_batch(c))):
+        need(b >= num_devices and b % num_devices == 0,
+             f"{k} ({b}) must be a positive multiple of the device count ({num_devices})")
     spec_frac = c.estimator.pairs.random_camera_fraction
     if c.estimator.pairs.adversarial:
-        n_adv = c.estimator_batch - (int(round(c.estimator_batch * spec_frac)) if c.estimator.pairs.random_camera
-                                     else 0)
+        b = estimator_batch(c)
+        n_adv = b - (int(round(b * spec_frac)) if c.estimator.pairs.random_camera else 0)
         need(n_adv % num_devices == 0 and n_adv > 0,
-             f"the adversarial share of estimator_batch ({n_adv}) must be a positive multiple of the device count")
+             f"the adversarial share of estimator.train.batch_size ({n_adv}) must be a positive multiple of the "
+             "device count")
     need(c.cold_start.scale_end >= c.cold_start.scale_start > 0, "cold_start scales must be positive, increasing")
     for k in ("lift_root_smoothing_s", "lift_pose_smoothing_s"):
         need(c[k] >= 0, f"{k} must be >= 0 seconds, got {c[k]}")
 
+
+
+# The counts a round runs are read from the component configs (one place each, so they cannot disagree): E's
+# learning-rate schedule spans optim.num_epochs x steps_per_epoch, H's decays over train.steps (or optim.decay_steps).
+
+def estimator_steps(c: ml_collections.ConfigDict) -> int:
+    """E's updates per round: estimator.optim.num_epochs x estimator.optim.steps_per_epoch."""
+    return int(c.estimator.optim.num_epochs) * int(c.estimator.optim.steps_per_epoch)
+
+
+def estimator_batch(c: ml_collections.ConfigDict) -> int:
+    return int(c.estimator.train.batch_size)
+
+
+def hallucinator_steps(c: ml_collections.ConfigDict) -> int:
+    return int(c.hallucinator.train.steps)
+
+
+def hallucinator_batch(c: ml_collections.ConfigDict) -> int:
+    return int(c.hallucinator.train.batch_size)
+
+
+def imitator_iterations(c: ml_collections.ConfigDict, round_index: int) -> int:
+    """PPO updates in round `round_index`: imitator_iterations_round0 in the cold start, imitator.iterations after."""
+    return int(c.imitator_iterations_round0 if round_index == 0 else c.imitator.iterations)
 
 
 def phases_of_round(config, round_index: int) -> list[str]:

@@ -12,7 +12,7 @@ import ml_collections
 
 from ptjax import checkpoint as ckpt_lib
 from ptjax import training
-from ptjax.coevolve.config import phases_of_round
+from ptjax.coevolve.config import imitator_iterations, phases_of_round
 from ptjax.coevolve.phases import CoEvolution
 from ptjax.coevolve.report import format_round, log_round
 from ptjax.coevolve.state import CoEvolutionState
@@ -117,8 +117,7 @@ def run_phase(co: CoEvolution, state: CoEvolutionState, name: str, current: dict
         if r > 0 and fresh:
             rng, k = jax.random.split(state.rng)
             state = co.place(state.replace(rng=rng, imitator=co.imitator.init(k, state.references)))
-        n = config.imitator_iterations_round0 if r == 0 else config.imitator_iterations
-        state, last = co.learn(state, "imitator", int(n), log, progress)
+        state, last = co.learn(state, "imitator", imitator_iterations(config, r), log, progress)
         current["imitator_training"] = {k: last[k] for k in ("reward", "episode_length", "episode_return")
                                         if k in last}
     elif name == "rollout":

@@ -16,7 +16,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from ptjax import parallel, training
 from ptjax.coevolve.cold_start import cold_start_qpos, random_root_trajectories
-from ptjax.coevolve.config import LEARNERS, check_config
+from ptjax.coevolve.config import (LEARNERS, check_config, estimator_batch, estimator_steps, hallucinator_batch,
+                                    hallucinator_steps)
 from ptjax.coevolve.state import CoEvolutionState, cut_at_resets, empty_buffer, fill_buffer
 from ptjax.data import Motion, MotionBuffer, sample_windows
 from ptjax.data.takes import load_takes
@@ -140,7 +141,7 @@ class CoEvolution:
 
     def estimator_batch(self, rng: jax.Array, spec, imitated: MotionBuffer, real2d: MotionBuffer) -> dict:
         """World windows of E's receptive field from the imitated motion (+ real 2D windows for D_cam)."""
-        rf, b = spec.receptive_field, int(self.config.estimator_batch)
+        rf, b = spec.receptive_field, estimator_batch(self.config)
         k_motion, k_real = jax.random.split(rng)
         weights = (imitated.lengths > 0).astype(jnp.float32)
         batch = {"motion": sample_windows(k_motion, imitated, b, rf, take_weights=weights)}
@@ -161,7 +162,7 @@ class CoEvolution:
             batch = self.estimator_batch(k_batch, learner.spec, data["imitated"], data["real2d"])
             new, metrics = self._replicated_learner(est.update)(learner, batch)
         elif phase == "hallucinator":
-            batch = H.sample_batch(k_batch, data["segments"], int(self.config.hallucinator_batch), learner.config)
+            batch = H.sample_batch(k_batch, data["segments"], hallucinator_batch(self.config), learner.config)
             new, metrics = self._replicated_learner(H.update)(learner, batch)
         else:
             raise ValueError(f"unknown phase {phase!r}; the learner phases are {LEARNERS}")
@@ -282,7 +283,7 @@ class CoEvolution:
                 "skipped": "no imitated segment without a fail-safe reset is long enough for a training window"}
         rng, k_init, k_sample = jax.random.split(state.rng, 3)
         state = state.replace(rng=rng, hallucinator=self.replicate(self.init_hallucinator(k_init)))
-        state, last = self.learn(state, "hallucinator", int(self.config.hallucinator_steps), log, progress)
+        state, last = self.learn(state, "hallucinator", hallucinator_steps(self.config), log, progress)
         hc = state.hallucinator.config
         train = self.segment_motions(state)
         np_rng = np.random.default_rng([int(self.config.seed), int(state.round), 1])
@@ -330,7 +331,7 @@ class CoEvolution:
             state = state.replace(rng=rng, estimator=self.replicate(self.init_estimator(k_init)))
         elif int(state.round) > 0:  # warm start: last round's networks, a fresh schedule
             state = state.replace(estimator=self.replicate(est.restart_optimizers(state.estimator)))
-        state, last = self.learn(state, "estimator", int(self.config.estimator_steps), log, progress)
+        state, last = self.learn(state, "estimator", estimator_steps(self.config), log, progress)
         return state, {k: last[k] for k in ("loss_pose", "loss_traj") if k in last}
 
     @functools.cached_property

@@ -47,7 +47,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.optim.weight_decay = 1e-5
     c.optim.grad_clip = 0.5     # global-norm clip per module, as the original
     c.optim.warmup_steps = 100
-    c.optim.final_lr_ratio = 0.05  # cosine decay to lr * ratio over train.steps
+    c.optim.final_lr_ratio = 0.05  # cosine decay to lr * ratio over train.steps ...
+    c.optim.decay_steps = 0        # ... or over this many steps (0: train.steps), for runs cut short of a schedule
 
     c.data = ml_collections.ConfigDict()
     c.data.clips = tuple(TRAIN_CLIPS)   # clips used by `ptjax hallucinate train`
@@ -177,6 +178,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(c.optim.grad_clip > 0, f"optim.grad_clip must be positive, got {c.optim.grad_clip}")
     need(0 < c.optim.final_lr_ratio <= 1, "optim.final_lr_ratio must be in (0, 1]")
     need(c.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+    need(isinstance(c.optim.get("decay_steps", 0), int) and c.optim.get("decay_steps", 0) >= 0,
+         f"optim.decay_steps must be an integer >= 0, got {c.optim.get('decay_steps')!r}")
     for k in ("speed_range", "scale_range"):
         r = tuple(c.data.get(k, (1.0, 1.0)))
         need(len(r) == 2 and 0 < r[0] <= r[1], f"data.{k} must be (lo, hi) with 0 < lo <= hi, got {r}")

@@ -74,7 +74,7 @@ def discriminators(config) -> dict[str, MotionDiscriminator]:
 
 def _optimizer(config, lr: float) -> optax.GradientTransformation:
     o = config.optim
-    steps = max(int(config.train.steps), o.warmup_steps + 1)
+    steps = max(int(o.get("decay_steps", 0) or config.train.steps), o.warmup_steps + 1)  # older configs lack it
     schedule = optax.warmup_cosine_decay_schedule(
         init_value=lr if o.warmup_steps == 0 else 0.0, peak_value=lr, warmup_steps=o.warmup_steps,
         decay_steps=steps, end_value=lr * o.final_lr_ratio)
