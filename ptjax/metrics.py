@@ -107,6 +107,23 @@ def root_relative(joints: jax.Array, root: int = 0) -> jax.Array:
     return joints - joints[..., root:root + 1, :]
 
 
+@jax.jit
+def pose_frame_metrics(pred: jax.Array, gt: jax.Array) -> dict[str, jax.Array]:
+    """`pose_metrics`' quantities per pose, unreduced: (..., J, 3) pairs -> {name: (...)} (input units; pck and auc
+    as fractions). A take's figure is the mean over its frames, as `pose_metrics` computes it."""
+    pred, gt = root_relative(pred), root_relative(gt)
+    errors = joint_errors(pred, gt)
+    norm_pred = jnp.sum(pred ** 2, axis=(-2, -1), keepdims=True)
+    norm_target = jnp.sum(gt * pred, axis=(-2, -1), keepdims=True)
+    scaled = norm_target / jnp.maximum(norm_pred, 1e-12) * pred
+    thresholds = jnp.asarray(AUC_THRESHOLDS, errors.dtype)
+    return {"mpjpe": jnp.mean(errors, -1),
+            "p_mpjpe": jnp.mean(joint_errors(procrustes_align(pred, gt), gt), -1),
+            "n_mpjpe": jnp.mean(joint_errors(scaled, gt), -1),
+            "pck": jnp.mean((errors < PCK_THRESHOLD).astype(jnp.float32), -1),
+            "auc": jnp.mean((errors[..., None] < thresholds).astype(jnp.float32), (-2, -1))}
+
+
 def pose_metrics(pred, gt, unit_scale: float = 1000.0) -> dict[str, float]:
     """The paper-style table row for root-relative poses: MPJPE, P-MPJPE, N-MPJPE (in mm by default), PCK, AUC."""
     pred = root_relative(jnp.asarray(pred))

@@ -388,6 +388,21 @@ def test_predict_matches_training_form_on_padded_windows(trained, heldout_take):
     np.testing.assert_allclose(est.predict(state, long_kp)["joints3d"], one_pass["joints3d"], atol=1e-5)
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_predict_many_matches_predict_per_sequence(trained, heldout_take, flip):
+    """Sequences of several lengths (one longer than the 64-frame chunk) lifted together give each one's own lift."""
+    state, _ = trained
+    seqs = [np.resize(heldout_take.keypoints2d[k:], (n, 17, 2)) for k, n in ((0, 1), (3, 20), (5, 20), (0, 150))]
+    many = est.predict_many(state, seqs, flip=flip, max_batch=2)
+    for seq, out in zip(seqs, many):
+        one = est.predict(state, seq, flip=flip)
+        for k in ("pose", "trajectory", "joints3d"):
+            assert out[k].shape == one[k].shape
+            np.testing.assert_allclose(out[k], one[k], atol=1e-5, err_msg=k)
+    with pytest.raises(ValueError, match="non-finite"):
+        est.predict_many(state, [seqs[1], np.full((4, 17, 2), np.nan, np.float32)])
+
+
 def test_flip_tta_is_mirror_equivariant(trained, heldout_take):
     state, _ = trained
     kp = heldout_take.keypoints2d[:20]
@@ -430,6 +445,15 @@ def test_evaluate_scores_with_ptjax_metrics(trained, heldout_take):
     np.testing.assert_allclose(row["p_mpjpe"], 1000 * float(metrics.p_mpjpe(pred[:, joints], gt)), rtol=1e-4)
     assert row["p_mpjpe"] < row["mpjpe"] and 0 <= row["pck"] <= 1 and 0 <= row["auc"] <= row["pck"]
     assert result["mean"]["mpjpe"] == pytest.approx(row["mpjpe"])
+    # Several takes of different lengths, scored together: each row is that take's own score.
+    short = dataclasses.replace(heldout_take, name="short", keypoints2d=heldout_take.keypoints2d[:12],
+                                joints_cam=heldout_take.joints_cam[:12])
+    both = est.evaluate(state, [short, heldout_take])
+    assert both["takes"][heldout_take.name] == pytest.approx(row, rel=1e-4)
+    short_pred = est.predict(state, short.keypoints2d)["pose"][:, joints]
+    np.testing.assert_allclose(both["takes"]["short"]["p_mpjpe"],
+                               1000 * float(metrics.p_mpjpe(short_pred, gt[:12])), rtol=1e-4)
+    assert both["frames"] == 12 + len(pred)
     with pytest.raises(ValueError, match="at least one"):
         est.evaluate(state, [])
 

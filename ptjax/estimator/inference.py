@@ -68,6 +68,22 @@ def _lift_padded(pose_vars, traj_vars, padded: jax.Array, spec: Spec, flip: bool
     return pose, root
 
 
+@functools.partial(jax.jit, static_argnames=("spec", "flip"))
+def _lift_batch(pose_vars, traj_vars, padded: jax.Array, spec: Spec, flip: bool):
+    """`_lift_padded` over a batch of segments of one size: padded (B, T + rf - 1, 17, 2) -> (B, T, 17, 3), (B, T, 3)."""
+    pose_model, traj_model = pose_net(spec), traj_net(spec)
+
+    def run(x):
+        return pose_model.apply(pose_vars, x, train=False), traj_model.apply(traj_vars, x, train=False)[:, :, 0]
+
+    pose, root = run(padded)
+    if flip:
+        pose_f, root_f = run(skeleton.flip_lr(padded, axis=0))
+        pose = 0.5 * (pose + skeleton.flip_lr(pose_f, axis=0))
+        root = 0.5 * (root + root_f * jnp.array([-1.0, 1.0, 1.0]))
+    return pose - pose[:, :, :1], root
+
+
 def _bucket(n: int, chunk: int) -> int:
     size = _MIN_BUCKET
     while size < n:
@@ -103,6 +119,46 @@ def predict(state, keypoints2d, flip: bool | None = None) -> dict[str, np.ndarra
             "joints3d": (pose + root[:, None, :]).astype(np.float32)}
 
 
+def predict_many(state, sequences: Sequence, flip: bool | None = None, max_batch: int = 64) -> list[dict]:
+    """`predict` for several (T_i, 17, 2) sequences at once: their segments (cut and padded exactly as `predict`
+    cuts them) are lifted in batches of one size, up to `max_batch` segments per compiled call (batch sizes rounded
+    up to powers of two, so a handful of programs serve any number of takes). Same results as `predict` per
+    sequence, up to float rounding."""
+    spec: Spec = state.spec
+    flip = spec.flip if flip is None else bool(flip)
+    pose_vars = {"params": state.pose.params, "batch_stats": state.pose.batch_stats}
+    traj_vars = {"params": state.traj.params, "batch_stats": state.traj.batch_stats}
+    pad = spec.pad
+    groups: dict[int, list] = {}      # segment size -> [(sequence, start, n, padded segment)]
+    lengths = []
+    for i, seq in enumerate(sequences):
+        kp = check_keypoints2d(seq)
+        lengths.append(len(kp))
+        padded = pad_edges(kp, pad, pad)
+        for start in range(0, len(kp), spec.chunk):
+            n = min(spec.chunk, len(kp) - start)
+            size = _bucket(n, spec.chunk)
+            groups.setdefault(size, []).append((i, start, n, pad_edges(padded[start:start + n + 2 * pad], 0, size - n)))
+    poses = [np.empty((t, 17, 3), np.float32) for t in lengths]
+    roots = [np.empty((t, 3), np.float32) for t in lengths]
+    for size, items in groups.items():
+        for lo in range(0, len(items), max_batch):
+            part = items[lo:lo + max_batch]
+            batch = min(1 << (len(part) - 1).bit_length(), max_batch)
+            x = np.stack([seg for *_, seg in part] + [part[0][3]] * (batch - len(part)))
+            pose, root = _lift_batch(pose_vars, traj_vars, jnp.asarray(x), spec, flip)
+            pose, root = np.asarray(pose), np.asarray(root)
+            for k, (i, start, n, _) in enumerate(part):
+                poses[i][start:start + n] = pose[k, :n]
+                roots[i][start:start + n] = root[k, :n]
+    out = []
+    for pose, root in zip(poses, roots):
+        if not (np.isfinite(pose).all() and np.isfinite(root).all()):
+            raise FloatingPointError("the estimator produced non-finite output (corrupt parameters?)")
+        out.append({"pose": pose, "trajectory": root, "joints3d": (pose + root[:, None, :]).astype(np.float32)})
+    return out
+
+
 def _take_arrays(take):
     kp = getattr(take, "keypoints2d", None)
     gt = getattr(take, "joints_cam", None)
@@ -128,15 +184,26 @@ def evaluate(state, takes: Sequence, joints: Sequence[int] = SCORED_JOINTS, flip
     if not takes:
         raise ValueError("evaluate needs at least one take")
     joints = list(joints)
-    per_take, frames = {}, []
-    for i, take in enumerate(takes):
-        kp, gt = _take_arrays(take)
-        pred = predict(state, kp, flip=flip)["pose"]
-        row = pose_metrics_lib.pose_metrics(pred[:, joints], gt[:, joints])
-        row["frames"] = int(len(kp))
-        per_take[str(getattr(take, "name", f"take_{i}"))] = row
-        frames.append(len(kp))
     keys = ("mpjpe", "p_mpjpe", "n_mpjpe", "pck", "auc")
+    pairs = [_take_arrays(take) for take in takes]
+    preds = predict_many(state, [kp for kp, _ in pairs], flip=flip)
+    # Every take's frames scored in one call (padded to a power of two, so few programs serve any set of takes).
+    frames = [len(kp) for kp, _ in pairs]
+    total = sum(frames)
+    size = 1 << max(total - 1, 255).bit_length()
+    pred_all = np.zeros((size, len(joints), 3), np.float32)
+    gt_all = np.zeros((size, len(joints), 3), np.float32)
+    pred_all[:total] = np.concatenate([p["pose"][:, joints] for p in preds])
+    gt_all[:total] = np.concatenate([gt[:, joints] for _, gt in pairs])
+    scores = {k: np.asarray(v, np.float64)[:total] for k, v in
+              pose_metrics_lib.pose_frame_metrics(jnp.asarray(pred_all), jnp.asarray(gt_all)).items()}
+    unit = {"mpjpe": 1000.0, "p_mpjpe": 1000.0, "n_mpjpe": 1000.0, "pck": 1.0, "auc": 1.0}
+    per_take, start = {}, 0
+    for i, (take, n) in enumerate(zip(takes, frames)):
+        row = {k: float(np.mean(scores[k][start:start + n]) * unit[k]) for k in keys}
+        row["frames"] = int(n)
+        per_take[str(getattr(take, "name", f"take_{i}"))] = row
+        start += n
     weights = np.asarray(frames, np.float64)
     rows = list(per_take.values())
     return {
