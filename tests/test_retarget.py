@@ -70,6 +70,16 @@ def test_reference_motion_features(body, references):
     assert abs(sole.min()) < 0.01
 
 
+def test_references_of_a_batch_equal_each_motions_own(body, references):
+    """retarget_many builds the kinematics of all motions (different lengths) in one pass: each reference is bit for
+    bit what reference_from_qpos gives for that motion alone."""
+    for name in ("walk", "cartwheel", "run"):
+        ref = references[name]
+        alone = retarget.reference_from_qpos(body, np.asarray(ref.qpos), ref.fps, np.asarray(ref.joints))
+        for field in ("qpos", "qvel", "joints", "body_pos", "body_quat"):
+            np.testing.assert_array_equal(np.asarray(getattr(ref, field)), np.asarray(getattr(alone, field)), field)
+
+
 def test_handedness_repair_restores_flipped_frames(body):
     walk = load_clips(["walk"])["walk"].joints
     flipped = walk.copy()
