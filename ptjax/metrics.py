@@ -71,9 +71,14 @@ def p_mpjpe(pred: jax.Array, gt: jax.Array) -> jax.Array:
 def n_mpjpe(pred: jax.Array, gt: jax.Array) -> jax.Array:
     """MPJPE after the least-squares scale of each pose (VideoPose3D's n_mpjpe; no rotation or translation)."""
     _check_pair(pred, gt)
+    return mpjpe(_scaled_to(pred, gt), gt)
+
+
+def _scaled_to(pred: jax.Array, gt: jax.Array) -> jax.Array:
+    """Each pose of `pred` times its least-squares scale onto `gt`."""
     norm_pred = jnp.sum(pred ** 2, axis=(-2, -1), keepdims=True)
     norm_target = jnp.sum(gt * pred, axis=(-2, -1), keepdims=True)
-    return mpjpe(norm_target / jnp.maximum(norm_pred, 1e-12) * pred, gt)
+    return norm_target / jnp.maximum(norm_pred, 1e-12) * pred
 
 
 def pck(pred: jax.Array, gt: jax.Array, threshold: float = PCK_THRESHOLD) -> jax.Array:
@@ -113,13 +118,10 @@ def pose_frame_metrics(pred: jax.Array, gt: jax.Array) -> dict[str, jax.Array]:
     as fractions). A take's figure is the mean over its frames, as `pose_metrics` computes it."""
     pred, gt = root_relative(pred), root_relative(gt)
     errors = joint_errors(pred, gt)
-    norm_pred = jnp.sum(pred ** 2, axis=(-2, -1), keepdims=True)
-    norm_target = jnp.sum(gt * pred, axis=(-2, -1), keepdims=True)
-    scaled = norm_target / jnp.maximum(norm_pred, 1e-12) * pred
     thresholds = jnp.asarray(AUC_THRESHOLDS, errors.dtype)
     return {"mpjpe": jnp.mean(errors, -1),
             "p_mpjpe": jnp.mean(joint_errors(procrustes_align(pred, gt), gt), -1),
-            "n_mpjpe": jnp.mean(joint_errors(scaled, gt), -1),
+            "n_mpjpe": jnp.mean(joint_errors(_scaled_to(pred, gt), gt), -1),
             "pck": jnp.mean((errors < PCK_THRESHOLD).astype(jnp.float32), -1),
             "auc": jnp.mean((errors[..., None] < thresholds).astype(jnp.float32), (-2, -1))}
 
