@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 
@@ -53,6 +54,18 @@ def use_cpu_cores() -> None:
         pass
 
 
+def show_progress_messages(level: int = logging.INFO) -> None:
+    """ptjax's own messages (loggers under "ptjax": resumes, round tables, warnings) as plain lines on stderr, beside
+    the progress bars. Only the "ptjax" logger is touched: the commands are the application here, but JAX's and
+    absl's loggers keep their own settings. A library user configures logging as they like instead."""
+    root = logging.getLogger("ptjax")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptjax",
@@ -72,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    show_progress_messages()
     try:
         use_cpu_cores()
         if hasattr(args, "coordinator"):  # a command that can run as one process of a larger job

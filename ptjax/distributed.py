@@ -20,9 +20,8 @@ either into one line naming the lost process(es) and an immediate exit instead o
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import sys
-import traceback
 from typing import Callable
 
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
@@ -33,6 +32,8 @@ ENV_PROCESS_ID = "JAX_PROCESS_ID"
 # overrides it.
 HEARTBEAT_TIMEOUT_S = 40
 EXIT_LOST_PEER = 3
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,18 +149,16 @@ def fail_fast(run: Callable[[], int], what: str = "ptjax") -> int:
     except Exception as error:  # noqa: BLE001
         me, n = jax.process_index(), jax.process_count()
         if is_peer_failure(error):
-            print(f"{what}: process {me} of {n}: a collective failed ({str(error).splitlines()[0][:300]}); asking "
-                  "the coordinator which process is gone", file=sys.stderr, flush=True)
+            logger.error("%s: process %d of %d: a collective failed (%s); asking the coordinator which process is "
+                         "gone", what, me, n, str(error).splitlines()[0][:300])
             lost = lost_processes()
             who = f"process(es) {', '.join(map(str, lost))}" if lost else "another process"
-            print(f"{what}: process {me} of {n} stops: lost {who} of the job", file=sys.stderr, flush=True)
+            logger.error("%s: process %d of %d stops: lost %s of the job", what, me, n, who)
             os._exit(EXIT_LOST_PEER)
         if isinstance(error, (ValueError, FileNotFoundError, FileExistsError)):
-            print(f"{what}: error (process {me} of {n}): {error}", file=sys.stderr, flush=True)
+            logger.error("%s: error (process %d of %d): %s", what, me, n, error)
             os._exit(2)
-        traceback.print_exc()
-        print(f"{what}: process {me} of {n} failed; the others stop when they miss it", file=sys.stderr,
-              flush=True)
+        logger.exception("%s: process %d of %d failed; the others stop when they miss it", what, me, n)
         os._exit(1)
 
 

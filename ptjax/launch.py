@@ -9,6 +9,7 @@ themselves (they notice the lost peer), then are killed; the launcher returns th
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -18,6 +19,8 @@ import threading
 import time
 
 from ptjax import distributed
+
+logger = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -72,8 +75,8 @@ def launch(command: list[str], num_processes: int, port: int | None = None, cpu_
             for i, p in enumerate(procs):
                 if p.returncode not in (None, 0) and not failure:
                     failure, failed_at = p.returncode, time.time()
-                    print(f"ptjax launch: process {i} exited with code {p.returncode}; waiting up to {grace_s:.0f} s "
-                          "for the others to stop", file=sys.stderr, flush=True)
+                    logger.warning("ptjax launch: process %d exited with code %d; waiting up to %.0f s for the others "
+                                   "to stop", i, p.returncode, grace_s)
             if failed_at is not None and time.time() - failed_at > grace_s:
                 _kill(procs)
                 break

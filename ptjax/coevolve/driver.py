@@ -3,6 +3,7 @@ metrics.json, TensorBoard and the round pictures."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -16,6 +17,8 @@ from ptjax.coevolve.config import imitator_iterations, phases_of_round
 from ptjax.coevolve.phases import CoEvolution
 from ptjax.coevolve.report import format_round, log_round
 from ptjax.coevolve.state import CoEvolutionState
+
+logger = logging.getLogger(__name__)
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, progress: bool = True,
@@ -37,7 +40,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
         state, _ = ckpt_lib.restore(ckdir, state, latest)
         state = co.place(state)
     elif resume and main:
-        print(f"coevolve: no checkpoint in {workdir!r}; starting a new run")
+        logger.info("coevolve: no checkpoint in %r; starting a new run", workdir)
     training.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
     writer = training.MetricWriter(workdir)
@@ -67,7 +70,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                     meta["history"].append(current)
                     log_round(writer, current)
                     if progress:
-                        print(format_round(current), flush=True)
+                        logger.info(format_round(current))
                     meta["round"], meta["next_phase"], meta["current"] = r + 1, 0, {}
                 else:
                     meta["next_phase"] = index + 1

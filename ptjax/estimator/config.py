@@ -19,6 +19,31 @@ import ml_collections
 from ptjax import camera
 
 
+def _pairs_config() -> ml_collections.ConfigDict:
+    """Pair making from world motion windows (pairs.py)."""
+    p = ml_collections.ConfigDict()
+    p.random_camera = True       # path (a): PoseTriplet's random virtual cameras
+    p.adversarial = True         # path (b): G_cam / D_cam (needs real 2D windows in the batch)
+    p.random_camera_fraction = 0.5  # share of each batch through random cameras when both paths are on
+    p.yaw = True                 # random rotation about world Z
+    p.mirror = False             # mirror half of the motion windows (left/right swapped)
+    p.bone_scale = (0.9, 1.1)    # whole-body bone-length scale, uniform
+    p.bone_jitter = 0.06         # per bone group (left/right shared) extra factor U(1 - j, 1 + j)
+    p.center_jitter = 0.4        # metres: random xy offset of the recentred trajectory (set_center_v2)
+    p.focal = camera.POSETRIPLET_FOCAL
+    p.view_half = camera.VIRTUAL_FOV_HALF  # keep every joint within |u|, |v| <= this (pushes camera back)
+    p.min_depth = 1.0            # metres: nearest allowed joint depth
+    p.detector_noise_fraction = 0.0  # share of pairs whose 2D gets detector-like errors (ptjax.detector_noise)
+    p.camera = ml_collections.ConfigDict()
+    ranges = camera.CameraRanges()
+    p.camera.x = tuple(ranges.x)
+    p.camera.z = tuple(ranges.z)
+    p.camera.euler_x_deg = tuple(ranges.euler_x_deg)
+    p.camera.euler_y_deg = tuple(ranges.euler_y_deg)
+    p.camera.euler_z_deg = tuple(ranges.euler_z_deg)
+    return p
+
+
 def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
@@ -46,27 +71,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.optim.b1 = 0.9
     c.optim.b2 = 0.999
 
-    # Pair making from world motion windows (pairs.py).
-    c.pairs = ml_collections.ConfigDict()
-    c.pairs.random_camera = True       # path (a): PoseTriplet's random virtual cameras
-    c.pairs.adversarial = True         # path (b): G_cam / D_cam (needs real 2D windows in the batch)
-    c.pairs.random_camera_fraction = 0.5  # share of each batch through random cameras when both paths are on
-    c.pairs.yaw = True                 # random rotation about world Z
-    c.pairs.mirror = False             # mirror half of the motion windows (left/right swapped)
-    c.pairs.bone_scale = (0.9, 1.1)    # whole-body bone-length scale, uniform
-    c.pairs.bone_jitter = 0.06         # per bone group (left/right shared) extra factor U(1 - j, 1 + j)
-    c.pairs.center_jitter = 0.4        # metres: random xy offset of the recentred trajectory (set_center_v2)
-    c.pairs.focal = camera.POSETRIPLET_FOCAL
-    c.pairs.view_half = camera.VIRTUAL_FOV_HALF  # keep every joint within |u|, |v| <= this (pushes camera back)
-    c.pairs.min_depth = 1.0            # metres: nearest allowed joint depth
-    c.pairs.detector_noise_fraction = 0.0  # share of pairs whose 2D gets detector-like errors (ptjax.detector_noise)
-    c.pairs.camera = ml_collections.ConfigDict()
-    ranges = camera.CameraRanges()
-    c.pairs.camera.x = tuple(ranges.x)
-    c.pairs.camera.z = tuple(ranges.z)
-    c.pairs.camera.euler_x_deg = tuple(ranges.euler_x_deg)
-    c.pairs.camera.euler_y_deg = tuple(ranges.euler_y_deg)
-    c.pairs.camera.euler_z_deg = tuple(ranges.euler_z_deg)
+    c.pairs = _pairs_config()
 
     c.adversary = ml_collections.ConfigDict()
     c.adversary.noise_dim = 64

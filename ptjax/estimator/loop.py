@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import time
 
@@ -35,6 +36,8 @@ from ptjax.data.takes import make_takes
 from ptjax.estimator import checkpoints, inference as predict_lib
 from ptjax.estimator.config import check_train_config, spec_from_config
 from ptjax.estimator.train import EstimatorState, init, param_count, update
+
+logger = logging.getLogger(__name__)
 
 
 # --- data -----------------------------------------------------------------------------------------------------------
@@ -192,6 +195,86 @@ def _save_gif(state, takes, path: str) -> str | None:
 
 # --- the driver -----------------------------------------------------------------------------------------------------
 
+def _training_data(config, spec, pairs_path: str | None):
+    """(training data: a pairs file's or the motion clips', real 2D for the adversary or None, held-out takes,
+    the same takes under the fixed detector-like corruption)."""
+    pairs_mode = pairs_path is not None
+    data = load_pairs(pairs_path) if pairs_mode else motion_buffer(config)
+    real = real2d_buffer(config) if (config.data.real2d and spec.adversarial and not pairs_mode) else None
+    takes = heldout_takes(config)
+    return data, real, takes, detector_noise.detector_like_takes(takes)
+
+
+def _try_gif(state, takes, path: str) -> str | None:
+    try:
+        return os.path.basename(_save_gif(state, takes, path))
+    except Exception as e:  # a picture must not sink a finished run
+        logger.warning("could not write the GIF: %s", e)
+        return None
+
+
+def _restore(workdir: str, spec, mesh, record: dict, total_steps: int, main: bool) -> EstimatorState:
+    """WORKDIR's latest checkpoint, with `record`'s history trimmed to its step (a run killed after a later
+    metrics.json write resumes from the checkpoint, not from the log)."""
+    state, _ = checkpoints.load(workdir, replicated_over=mesh)
+    if state.spec != spec:
+        raise ValueError("--resume: the checkpoint's model/optimiser settings differ from the config's; "
+                         "use the same config (train.* and data.* may change)")
+    metrics_path = os.path.join(workdir, "metrics.json")
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
+            previous = json.load(f)
+        step = int(state.step)
+        record["eval"] = [e for e in previous.get("eval", []) if e["step"] <= step]
+        record["train"] = [e for e in previous.get("train", []) if e["step"] <= step]
+    if main:
+        logger.info("resumed from step %d of %d", int(state.step), total_steps)
+    return state
+
+
+def _heldout_row(state: EstimatorState, takes, detector_takes, step: int) -> tuple[dict, dict, dict]:
+    """(the metrics.json row of the held-out scores at `step`, clean means, detector-like means)."""
+    result = predict_lib.evaluate(state, takes)
+    detector = predict_lib.evaluate(state, detector_takes)
+    row = {"step": step, "mean": _summary_row(result), "all": {k: round(v, 4) for k, v in result["all"].items()},
+           "detector_like": _summary_row(detector),
+           "takes": {name: {k: round(v, 4) for k, v in r.items()} for name, r in result["takes"].items()}}
+    return row, result["mean"], detector["mean"]
+
+
+def _evaluate_and_record(state, takes, detector_takes, step: int, writer, record: dict, metrics_path: str) -> dict:
+    """Score the held-out takes at `step` into `record` (replacing a row of the same step), TensorBoard and
+    metrics.json; returns the row."""
+    row, clean, detector = _heldout_row(state, takes, detector_takes, step)
+    record["eval"] = [e for e in record["eval"] if e["step"] != step] + [row]
+    writer.scalars("heldout", clean, step)
+    writer.scalars("heldout_detector_like", detector, step)
+    training.write_json(metrics_path, record)
+    return row
+
+
+def _log_train_window(window: dict[str, list], step: int, writer, record: dict) -> dict[str, list]:
+    """Means of the per-step training metrics since the last log into TensorBoard and `record`; an empty window."""
+    means = {k: float(np.mean(v)) for k, v in window.items()}
+    writer.scalars("train", means, step)
+    record["train"].append({"step": step, **{k: round(v, 6) for k, v in means.items()}})
+    return {}
+
+
+def _check_skipped(skipped: int, limit: int) -> None:
+    if skipped > limit:
+        raise FloatingPointError(
+            f"{skipped} training steps had non-finite losses or gradients (limit train.max_nonfinite_steps={limit}); "
+            "parameters are unchanged by them. Lower optim.lr or check the input data.")
+
+
+def _final_summary(row: dict, num_takes: int, wall: float) -> str:
+    m, d = row["mean"], row["detector_like"]
+    return (f"held-out ({num_takes} takes): MPJPE {m['mpjpe']:.1f} mm, P-MPJPE {m['p_mpjpe']:.1f} mm, "
+            f"N-MPJPE {m['n_mpjpe']:.1f} mm, PCK {100 * m['pck']:.1f} %, AUC {100 * m['auc']:.1f} %  ({wall:.0f} s)\n"
+            f"held-out, detector-like 2D: MPJPE {d['mpjpe']:.1f} mm, P-MPJPE {d['p_mpjpe']:.1f} mm")
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, pairs_path: str | None = None,
           progress: bool = True) -> dict:
     """Train an estimator (module docstring); returns the final metrics dict (also in WORKDIR/metrics.json)."""
@@ -201,32 +284,17 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     t = config.train
     total_steps = spec.num_epochs * spec.steps_per_epoch
     pairs_mode = pairs_path is not None
-    data = load_pairs(pairs_path) if pairs_mode else motion_buffer(config)
-    real = real2d_buffer(config) if (config.data.real2d and spec.adversarial and not pairs_mode) else None
-    takes = heldout_takes(config)
+    data, real, takes, detector_takes = _training_data(config, spec, pairs_path)
     mesh = training_mesh(config)
     main = training.is_main_process()  # in a multi-process job (ptjax.distributed) process 0 writes the files
     progress = progress and main
 
     metrics_path = os.path.join(workdir, "metrics.json")
-    ckpt_dir = os.path.join(workdir, "checkpoints")
     record = {"component": "estimator", "config": config.to_dict(), "pairs": pairs_path, "total_steps": total_steps,
               "eval": [], "train": []}
-    state = None
-    if resume and ckpt_lib.latest_step(ckpt_dir) is not None:
-        state, saved_config = checkpoints.load(workdir, replicated_over=mesh)
-        if state.spec != spec:
-            raise ValueError("--resume: the checkpoint's model/optimiser settings differ from the config's; "
-                             "use the same config (train.* and data.* may change)")
-        if os.path.exists(metrics_path):
-            with open(metrics_path) as f:
-                previous = json.load(f)
-            step = int(state.step)
-            record["eval"] = [e for e in previous.get("eval", []) if e["step"] <= step]
-            record["train"] = [e for e in previous.get("train", []) if e["step"] <= step]
-        if main:
-            print(f"resumed from step {int(state.step)} of {total_steps}")
-    if state is None:
+    if resume and ckpt_lib.latest_step(os.path.join(workdir, "checkpoints")) is not None:
+        state = _restore(workdir, spec, mesh, record, total_steps, main)
+    else:
         state = init(jax.random.PRNGKey(int(config.seed)), config)
     if mesh is not None:
         state, data, real = parallel.replicate((state, data, real), mesh)
@@ -239,32 +307,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     start_time, trained_steps = time.time(), 0
     window: dict[str, list] = {}
 
-    detector_takes = detector_noise.detector_like_takes(takes)
-
-    def evaluate_now(step: int) -> dict:
-        result = predict_lib.evaluate(state, takes)
-        detector = predict_lib.evaluate(state, detector_takes)
-        row = {"step": step, "mean": _summary_row(result), "all": {k: round(v, 4) for k, v in result["all"].items()},
-               "detector_like": _summary_row(detector),
-               "takes": {name: {k: round(v, 4) for k, v in r.items()} for name, r in result["takes"].items()}}
-        record["eval"] = [e for e in record["eval"] if e["step"] != step] + [row]
-        writer.scalars("heldout", result["mean"], step)
-        writer.scalars("heldout_detector_like", detector["mean"], step)
-        training.write_json(metrics_path, record)
-        return row
-
     bar = training.progress_bar(total=total_steps, initial=step, desc="estimator", unit="step", disable=not progress)
     try:
         while step < total_steps:
             n = min(int(t.steps_per_call), total_steps - step)
             state, stacked = run_steps(state, data, real, n, int(t.batch_size), pairs_mode, mesh)
             stacked = jax.device_get(stacked)
-            skipped = int(state.skipped_steps) - skipped_at_start
-            if skipped > int(t.max_nonfinite_steps):
-                raise FloatingPointError(
-                    f"{skipped} training steps had non-finite losses or gradients (limit "
-                    f"train.max_nonfinite_steps={int(t.max_nonfinite_steps)}); parameters are unchanged by them. "
-                    "Lower optim.lr or check the input data.")
+            _check_skipped(int(state.skipped_steps) - skipped_at_start, int(t.max_nonfinite_steps))
             previous, step = step, step + n
             trained_steps += n
             for k, v in stacked.items():
@@ -273,12 +322,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             bar.set_postfix(loss=f"{np.mean(stacked['loss_pose']):.4f}", mpjpe=f"{np.mean(stacked['mpjpe']):.0f}mm")
             crossed = lambda every: step // every > previous // every or step == total_steps  # noqa: E731
             if crossed(int(t.log_every)):
-                means = {k: float(np.mean(v)) for k, v in window.items()}
-                writer.scalars("train", means, step)
-                record["train"].append({"step": step, **{k: round(v, 6) for k, v in means.items()}})
-                window = {}
+                window = _log_train_window(window, step, writer, record)
             if crossed(int(t.eval_every)) and step < total_steps:
-                row = evaluate_now(step)
+                row = _evaluate_and_record(state, takes, detector_takes, step, writer, record, metrics_path)
                 if main:
                     bar.write(f"step {step}: held-out MPJPE {row['mean']['mpjpe']:.1f} mm, "
                               f"P-MPJPE {row['mean']['p_mpjpe']:.1f} mm")
@@ -289,23 +335,20 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     training.check_finite_tree(state, "estimator parameters")
     wall = time.time() - start_time
     checkpoints.save(workdir, state, config, step)
-    row = evaluate_now(step)
-    record["final"] = row
-    record["wall_seconds_this_run"] = round(wall, 1)
-    record["samples_per_second"] = round(trained_steps * int(t.batch_size) / max(wall, 1e-9), 1)
-    record["skipped_steps"] = int(state.skipped_steps)
+    row = _evaluate_and_record(state, takes, detector_takes, step, writer, record, metrics_path)
+    record.update(final=row, wall_seconds_this_run=round(wall, 1),
+                  samples_per_second=round(trained_steps * int(t.batch_size) / max(wall, 1e-9), 1),
+                  skipped_steps=int(state.skipped_steps))
     if t.gif and not pairs_mode and main:
-        try:
-            record["gif"] = os.path.basename(_save_gif(state, takes, os.path.join(workdir, "heldout.gif")))
-        except Exception as e:  # a picture must not sink a finished run
-            print(f"warning: could not write the GIF: {e}")
+        record["gif"] = _try_gif(state, takes, os.path.join(workdir, "heldout.gif"))
     training.write_json(metrics_path, record)
     writer.close()
-    if not main:
-        return record
-    print(f"held-out ({len(takes)} takes): MPJPE {row['mean']['mpjpe']:.1f} mm, P-MPJPE {row['mean']['p_mpjpe']:.1f} mm,"
+    if main:
+        logger.info(_final_summary(row, len(takes), wall))
+    return record
+    logger.info(f"held-out ({len(takes)} takes): MPJPE {row['mean']['mpjpe']:.1f} mm, P-MPJPE {row['mean']['p_mpjpe']:.1f} mm,"
           f" N-MPJPE {row['mean']['n_mpjpe']:.1f} mm, PCK {100 * row['mean']['pck']:.1f} %, "
           f"AUC {100 * row['mean']['auc']:.1f} %  ({wall:.0f} s)")
-    print(f"held-out, detector-like 2D: MPJPE {row['detector_like']['mpjpe']:.1f} mm, "
+    logger.info(f"held-out, detector-like 2D: MPJPE {row['detector_like']['mpjpe']:.1f} mm, "
           f"P-MPJPE {row['detector_like']['p_mpjpe']:.1f} mm")
     return record

@@ -269,107 +269,107 @@ def _fmt(v) -> str:
     return " ".join(f"{x:.6g}" for x in np.ravel(v))
 
 
-def build_xml(shape: HumanoidShape | None = None, sim: SimConfig = SimConfig()) -> str:
-    """MJCF text of the humanoid for `shape` (default: the bundled clips' body)."""
-    shape = shape or default_shape()
-    off = shape.offsets
-    m = shape.total_mass
-    mf = MASS_FRACTIONS
-    children: dict[str, list[str]] = {}
-    for name, parent, *_ in BODIES:
-        children.setdefault(parent, []).append(name)
-    spec = {name: (parent, j, axes, group) for name, parent, j, axes, group in BODIES}
+def _capsule(name: str, start, end, size: float, mass: float) -> str:
+    return (f'<geom name="{name}" type="capsule" fromto="{start} {end}" size="{size:g}" mass="{mass:.4g}"/>')
 
-    def geoms(name: str, j: int) -> list[str]:
-        out = []
-        if name == "pelvis":
-            out.append(f'<geom name="pelvis" type="capsule" fromto="{_fmt(off[J["RHip"]])} {_fmt(off[J["LHip"]])}" '
-                       f'size="0.09" mass="{m * mf["pelvis"]:.4g}"/>')
-        elif name == "torso":
-            thorax = off[J["Thorax"]]
-            out.append(f'<geom name="torso" type="capsule" fromto="0 0 0.02 {_fmt(thorax * 0.9)}" size="0.11" '
-                       f'mass="{m * mf["torso"] * 0.8:.4g}"/>')
-            out.append(f'<geom name="shoulders" type="capsule" '
-                       f'fromto="{_fmt(thorax + off[J["RShoulder"]] * 0.7)} {_fmt(thorax + off[J["LShoulder"]] * 0.7)}" '
-                       f'size="0.06" mass="{m * mf["torso"] * 0.2:.4g}"/>')
-        elif name == "neck":
-            out.append(f'<geom name="neck" type="capsule" fromto="0 0 0 {_fmt(off[J["Nose"]] * 0.6)}" size="0.05" '
-                       f'mass="{m * mf["neck"]:.4g}"/>')
-        elif name == "head":
-            out.append(f'<geom name="head" type="sphere" pos="{_fmt(off[J["Head"]] * 0.45)}" size="0.1" '
-                       f'mass="{m * mf["head"]:.4g}"/>')
-        elif name.endswith("thigh"):
-            knee = off[J["RKnee" if _is_right(name) else "LKnee"]]
-            out.append(f'<geom name="{name}" type="capsule" fromto="0 0 0 {_fmt(knee * 0.95)}" size="0.065" '
-                       f'mass="{m * mf["thigh"]:.4g}"/>')
-        elif name.endswith("shin"):
-            ankle = off[J["RAnkle" if _is_right(name) else "LAnkle"]]
-            out.append(f'<geom name="{name}" type="capsule" fromto="0 0 0 {_fmt(ankle * 0.92)}" size="0.05" '
-                       f'mass="{m * mf["shin"]:.4g}"/>')
-        elif name.endswith("foot"):
-            half_h = 0.025
-            out.append(f'<geom name="{name}" type="box" size="0.1 0.045 {half_h}" '
-                       f'pos="0.045 0 {-(shape.ankle_height - half_h):.4g}" mass="{m * mf["foot"]:.4g}"/>')
-        elif name.endswith("upperarm"):
-            elbow = off[J["RElbow" if _is_right(name) else "LElbow"]]
-            out.append(f'<geom name="{name}" type="capsule" fromto="0 0 0 {_fmt(elbow * 0.92)}" size="0.045" '
-                       f'mass="{m * mf["upperarm"]:.4g}"/>')
-        elif name.endswith("forearm"):
-            wrist = off[J["RWrist" if _is_right(name) else "LWrist"]]
-            out.append(f'<geom name="{name}" type="capsule" fromto="0 0 0 {_fmt(wrist * 0.9)}" size="0.04" '
-                       f'mass="{m * mf["forearm"]:.4g}"/>')
-            out.append(f'<geom name="{name[0]}_hand" type="sphere" pos="{_fmt(wrist * 1.1)}" size="0.045" '
-                       f'mass="{m * mf["hand"]:.4g}"/>')
-        return out
 
-    rest = shape.rest_joints()
+def _limb_geoms(name: str, shape: HumanoidShape) -> list[str]:
+    """Geoms of a thigh, shin, foot, upper arm or forearm (with its hand), along the bone to the next joint."""
+    off, m, mf = shape.offsets, shape.total_mass, MASS_FRACTIONS
+    side = "R" if _is_right(name) else "L"
+    if name.endswith("foot"):
+        half_h = 0.025
+        return [f'<geom name="{name}" type="box" size="0.1 0.045 {half_h}" '
+                f'pos="0.045 0 {-(shape.ankle_height - half_h):.4g}" mass="{m * mf["foot"]:.4g}"/>']
+    # (the joint the bone ends at, the share of the bone the capsule spans, its radius, the mass fraction's key)
+    end_joint, reach, radius, part = {"thigh": ("Knee", 0.95, 0.065, "thigh"), "shin": ("Ankle", 0.92, 0.05, "shin"),
+                                      "upperarm": ("Elbow", 0.92, 0.045, "upperarm"),
+                                      "forearm": ("Wrist", 0.9, 0.04, "forearm")}[name[2:]]
+    bone = off[J[side + end_joint]]
+    out = [_capsule(name, "0 0 0", _fmt(bone * reach), radius, m * mf[part])]
+    if part == "forearm":
+        out.append(f'<geom name="{name[0]}_hand" type="sphere" pos="{_fmt(bone * 1.1)}" size="0.045" '
+                   f'mass="{m * mf["hand"]:.4g}"/>')
+    return out
 
-    def body_xml(name: str, depth: int) -> list[str]:
-        parent, j, axes, group = spec[name]
-        pad = "  " * depth
-        # A body's origin relative to its parent body's origin (the shoulders hang from the torso, whose origin is
-        # the Spine joint, not their H36M parent, the Thorax).
-        pos = np.array([0.0, 0.0, 1.0]) if parent is None else rest[j] - rest[spec[parent][1]]
-        lines = [f'{pad}<body name="{name}" pos="{_fmt(pos)}">']
-        if parent is None:
-            lines.append(f'{pad}  <freejoint name="root"/>')
-        for axis in axes:
-            # Radians: MuJoCo converts degree ranges only for joints it limits, and the others keep their ranges
-            # for PD target clipping and IK.
-            lo, hi = np.radians(joint_range_deg(name, group, axis))
-            vec = {"x": "1 0 0", "y": "0 1 0", "z": "0 0 1"}[axis]
-            lines.append(f'{pad}  <joint name="{name}_{axis}" axis="{vec}" range="{lo:.6g} {hi:.6g}" class="{group}"/>')
-        lines += [pad + "  " + g for g in geoms(name, j)]
-        lines.append(f'{pad}  <site name="{skeleton.JOINT_NAMES[j]}" pos="0 0 0"/>')
-        for leaf, carrier in LEAF_SITES.items():
-            if carrier == name:
-                lines.append(f'{pad}  <site name="{skeleton.JOINT_NAMES[leaf]}" pos="{_fmt(off[leaf])}"/>')
-        for child in children.get(name, []):
-            lines += body_xml(child, depth + 1)
-        lines.append(f"{pad}</body>")
-        return lines
 
-    defaults = []
+def _geoms(name: str, shape: HumanoidShape) -> list[str]:
+    """The collision/mass geoms of body `name`, in its frame (origin at its H36M joint)."""
+    off, m, mf = shape.offsets, shape.total_mass, MASS_FRACTIONS
+    if name == "pelvis":
+        return [_capsule("pelvis", _fmt(off[J["RHip"]]), _fmt(off[J["LHip"]]), 0.09, m * mf["pelvis"])]
+    if name == "torso":
+        thorax = off[J["Thorax"]]
+        return [_capsule("torso", "0 0 0.02", _fmt(thorax * 0.9), 0.11, m * mf["torso"] * 0.8),
+                _capsule("shoulders", _fmt(thorax + off[J["RShoulder"]] * 0.7),
+                         _fmt(thorax + off[J["LShoulder"]] * 0.7), 0.06, m * mf["torso"] * 0.2)]
+    if name == "neck":
+        return [_capsule("neck", "0 0 0", _fmt(off[J["Nose"]] * 0.6), 0.05, m * mf["neck"])]
+    if name == "head":
+        return [f'<geom name="head" type="sphere" pos="{_fmt(off[J["Head"]] * 0.45)}" size="0.1" '
+                f'mass="{m * mf["head"]:.4g}"/>']
+    return _limb_geoms(name, shape)
+
+
+def _body_xml(name: str, depth: int, shape: HumanoidShape, rest: np.ndarray) -> list[str]:
+    """MJCF lines of body `name` and, nested in it, its children (BODIES)."""
+    spec = {body: (parent, j, axes, group) for body, parent, j, axes, group in BODIES}
+    parent, j, axes, group = spec[name]
+    pad = "  " * depth
+    # A body's origin relative to its parent body's origin (the shoulders hang from the torso, whose origin is
+    # the Spine joint, not their H36M parent, the Thorax).
+    pos = np.array([0.0, 0.0, 1.0]) if parent is None else rest[j] - rest[spec[parent][1]]
+    lines = [f'{pad}<body name="{name}" pos="{_fmt(pos)}">']
+    if parent is None:
+        lines.append(f'{pad}  <freejoint name="root"/>')
+    for axis in axes:
+        # Radians: MuJoCo converts degree ranges only for joints it limits, and the others keep their ranges
+        # for PD target clipping and IK.
+        lo, hi = np.radians(joint_range_deg(name, group, axis))
+        vec = {"x": "1 0 0", "y": "0 1 0", "z": "0 0 1"}[axis]
+        lines.append(f'{pad}  <joint name="{name}_{axis}" axis="{vec}" range="{lo:.6g} {hi:.6g}" class="{group}"/>')
+    lines += [pad + "  " + g for g in _geoms(name, shape)]
+    lines.append(f'{pad}  <site name="{skeleton.JOINT_NAMES[j]}" pos="0 0 0"/>')
+    for leaf, carrier in LEAF_SITES.items():
+        if carrier == name:
+            lines.append(f'{pad}  <site name="{skeleton.JOINT_NAMES[leaf]}" pos="{_fmt(shape.offsets[leaf])}"/>')
+    for child, child_parent, *_ in BODIES:
+        if child_parent == name:
+            lines += _body_xml(child, depth + 1, shape, rest)
+    lines.append(f"{pad}</body>")
+    return lines
+
+
+def _default_classes(sim: SimConfig) -> list[str]:
+    """One default class per actuator group: its joints' limits, armature and damping, its PD servo."""
+    out = []
     for group, (kp, kv, tau) in GAINS.items():
         limited = sim.joint_limits == "all" or (sim.joint_limits == "hinge1" and group in ("knee", "elbow"))
-        defaults.append(f'    <default class="{group}">\n'
-                        f'      <joint limited="{"true" if limited else "false"}" '
-                        f'armature="{ARMATURE.get(group, DEFAULT_ARMATURE):g}" damping="1"/>\n'
-                        f'      <position kp="{kp:g}" kv="{kv:g}" forcelimited="true" forcerange="{-tau:g} {tau:g}" '
-                        f'ctrllimited="false"/>\n'
-                        f'    </default>')
-    actuators = []
-    for name, _, _, axes, group in BODIES:
-        for axis in axes:
-            actuators.append(f'    <position name="{name}_{axis}" joint="{name}_{axis}" class="{group}"/>')
+        out.append(f'    <default class="{group}">\n'
+                   f'      <joint limited="{"true" if limited else "false"}" '
+                   f'armature="{ARMATURE.get(group, DEFAULT_ARMATURE):g}" damping="1"/>\n'
+                   f'      <position kp="{kp:g}" kv="{kv:g}" forcelimited="true" forcerange="{-tau:g} {tau:g}" '
+                   f'ctrllimited="false"/>\n'
+                   f'    </default>')
+    return out
+
+
+def _floor_pairs(sim: SimConfig) -> list[str]:
+    """Contact pairs with the floor: feet and `friction_contacts` with friction, `frictionless_contacts` without."""
     # Explicit pairs take their own solref (not the geoms'): contact time constant >= 2 timesteps for stability.
     solref = f"{max(0.02, 2.2 * sim.timestep):.4g} 1"
     hand = {"l_forearm": "l_hand", "r_forearm": "r_hand"}
     contacts = ([(g, 3) for g in ("r_foot", "l_foot")] + [(hand.get(b, b), 3) for b in sim.friction_contacts]
                 + [(hand.get(b, b), 1) for b in sim.frictionless_contacts])
-    pairs = [f'    <pair geom1="floor" geom2="{g}" condim="{c}" solref="{solref}" friction="1 1 0.005 0.0001 0.0001"/>'
-             for g, c in contacts]
+    return [f'    <pair geom1="floor" geom2="{g}" condim="{c}" solref="{solref}" friction="1 1 0.005 0.0001 0.0001"/>'
+            for g, c in contacts]
 
+
+def build_xml(shape: HumanoidShape | None = None, sim: SimConfig = SimConfig()) -> str:
+    """MJCF text of the humanoid for `shape` (default: the bundled clips' body)."""
+    shape = shape or default_shape()
+    actuators = [f'    <position name="{name}_{axis}" joint="{name}_{axis}" class="{group}"/>'
+                 for name, _, _, axes, group in BODIES for axis in axes]
     return "\n".join([
         '<mujoco model="ptjax_h36m_humanoid">',
         '  <compiler angle="radian" autolimits="true"/>',
@@ -380,16 +380,16 @@ def build_xml(shape: HumanoidShape | None = None, sim: SimConfig = SimConfig()) 
         '  </option>',
         '  <size memory="4M"/>',
         '  <default>',
-            '    <geom contype="0" conaffinity="0" rgba="0.75 0.6 0.5 1"/>',
-        *defaults,
+        '    <geom contype="0" conaffinity="0" rgba="0.75 0.6 0.5 1"/>',
+        *_default_classes(sim),
         '  </default>',
         '  <worldbody>',
         '    <light pos="0 0 4" dir="0 0 -1" directional="true"/>',
         '    <geom name="floor" type="plane" size="0 0 0.05" rgba="0.85 0.85 0.85 1"/>',
-        *body_xml("pelvis", 2),
+        *_body_xml("pelvis", 2, shape, shape.rest_joints()),
         '  </worldbody>',
         '  <contact>',
-        *pairs,
+        *_floor_pairs(sim),
         '  </contact>',
         '  <actuator>',
         *actuators,

@@ -8,7 +8,9 @@ co-evolution driver uses the same `Imitator` with references retargeted from the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 import os
 import time
 from typing import Sequence
@@ -24,6 +26,8 @@ from ptjax.imitator import retarget
 from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, make_library
 from ptjax.imitator.ppo import PPO, PPOState
 from ptjax.imitator.rollout import RolloutResult, failsafe_rollout
+
+logger = logging.getLogger(__name__)
 
 
 def sim_config(config) -> humanoid_lib.SimConfig:
@@ -90,35 +94,45 @@ class Imitator:
         lib = parallel.replicate(library, self.mesh)
         return parallel.stack(lambda d, rng, lib: self.ppo.init(rng, lib, local, d * local), self.mesh, rng, lib)
 
-    @property
+    @functools.cached_property
     def update(self):
-        if not hasattr(self, "_update"):
-            self._update = parallel.data_parallel(self.ppo.update, self.mesh)
-        return self._update
+        """`PPO.update` over the mesh: (state stacked per device, library) -> (state, metrics)."""
+        return parallel.data_parallel(self.ppo.update, self.mesh)
 
     def act_fn(self, state: PPOState):
         params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
         return lambda obs: self.ppo.act(params, normalizer, obs, deterministic=True)[0]
 
+    @functools.cached_property
+    def _failsafe_rollout(self):
+        def run(params, normalizer, lib):
+            act = lambda obs: self.ppo.act(params, normalizer, obs, deterministic=True)[0]  # noqa: E731
+            return failsafe_rollout(self.env, act, lib)
+        return jax.jit(run)
+
     def evaluate(self, state: PPOState, library: ReferenceLibrary) -> RolloutResult:
+        """The deterministic fail-safe rollout of every take of `library` with the policy of `state`."""
         params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
-        if not hasattr(self, "_rollout"):
-            def run(params, normalizer, lib):
-                act = lambda obs: self.ppo.act(params, normalizer, obs, deterministic=True)[0]  # noqa: E731
-                return failsafe_rollout(self.env, act, lib)
-            self._rollout = jax.jit(run)
-        return self._rollout(params, normalizer, library)
+        return self._failsafe_rollout(params, normalizer, library)
 
 
 def _scalars(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items()}
 
 
+def _plot_history(history: list[dict], workdir: str) -> None:
+    """Episode return and length over environment steps, as PNGs in WORKDIR."""
+    from ptjax import viz
+    steps = np.array([h["env_steps"] for h in history])
+    for key, name, label in (("episode_return", "episode return", "mean episode return"),
+                             ("episode_length", "episode length", "mean episode length (control steps)")):
+        viz.plot_curves({name: (steps, np.array([h[key] for h in history]))}, os.path.join(workdir, f"{key}.png"),
+                        xlabel="environment steps", ylabel=label, title="imitator training")
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
           motions: Sequence[Motion] | None = None, progress: bool = True) -> tuple[Imitator, PPOState, list]:
     """Standalone imitator training on `motions` (default: the config's bundled clips)."""
-    from ptjax import viz
-
     if config.iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {config.iterations}")
     motions = list(motions) if motions is not None else list(load_clips(list(config.clips)).values())
@@ -183,16 +197,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     final = log_eval(final_it)
     training.write_json(history_path, {"train": history, "eval": evaluations}, indent=1)
     if history and main:
-        steps = np.array([h["env_steps"] for h in history])
-        viz.plot_curves({"episode return": (steps, np.array([h["episode_return"] for h in history]))},
-                        os.path.join(workdir, "episode_return.png"), xlabel="environment steps",
-                        ylabel="mean episode return", title="imitator training")
-        viz.plot_curves({"episode length": (steps, np.array([h["episode_length"] for h in history]))},
-                        os.path.join(workdir, "episode_length.png"), xlabel="environment steps",
-                        ylabel="mean episode length (control steps)", title="imitator training")
+        _plot_history(history, workdir)
     writer.close()
     if progress:
-        print(f"evaluation: success {final['success_rate']:.2f}, G-MPJPE {final['g_mpjpe_mm']:.1f} mm, "
+        logger.info(f"evaluation: success {final['success_rate']:.2f}, G-MPJPE {final['g_mpjpe_mm']:.1f} mm, "
               f"MPJPE {final['mpjpe_mm']:.1f} mm, resets {final['resets']}")
     return imitator, state, history
 
