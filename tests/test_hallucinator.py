@@ -125,6 +125,26 @@ def test_sample_length_and_exact_bone_lengths(trained, buffer, config):
     assert longer.shape == (4, expected + config.sample.segment_length, 17, 3)
 
 
+def test_target_pools_of_one_size_bucket_share_one_compiled_sampler(trained, motions, config):
+    """The co-evolution's target pool (the round's imitated motion) changes length every round: pools padded to
+    H.pool_bucket share one compiled sampler (padding that changes no sample: checked bit for bit on the demo's
+    and the tiny model when it was introduced)."""
+    compiles = []   # lowerings to XLA: one per new program, also when the persistent cache then has the binary
+    counting = [True]
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **_: compiles.append(event) if counting[0] and "jaxpr_to_mlir" in event else None)
+    poses = np.concatenate([m.joints for m in motions.values()])
+    start = H.start_windows_from(motions, np.random.default_rng(0), 2, config.context)
+    try:
+        assert H.pool_bucket(300) == H.pool_bucket(700) == 1024 and H.pool_bucket(1025) == 2048
+        H.sample(trained, jax.random.PRNGKey(0), start, target_pool=poses[:300], return_array=True)
+        compiled = len(compiles)
+        H.sample(trained, jax.random.PRNGKey(0), start, target_pool=poses[:700], return_array=True)
+        assert len(compiles) == compiled            # no new program for a longer pool in the same bucket
+    finally:
+        counting[0] = False
+
+
 def test_sample_and_inbetween_refuse_bad_input(trained, buffer, config):
     start = H.start_windows_from(buffer, np.random.default_rng(1), 2, config.context)
     with pytest.raises(ValueError, match="num_segments"):

@@ -106,8 +106,9 @@ def inbetween(state: HallucinatorState, context, target, transition: int, rng: j
 
 
 @functools.partial(jax.jit, static_argnames=("config", "num_segments", "segment_length", "use_noise"))
-def _sample(g_params, rng, start, pool, config, num_segments: int, segment_length: int, root_range: float,
-            yaw_range: float, use_noise: bool):
+def _sample(g_params, rng, start, pool, pool_size, config, num_segments: int, segment_length: int,
+            root_range: float, yaw_range: float, use_noise: bool):
+    """pool: (N', 17, 3) target poses of which the first `pool_size` (traced) are drawn from."""
     b = start.shape[0]
     lengths = K.bone_lengths(start[:, -1])
     pool_rot, pool_root, _ = K.inverse_kinematics(pool)
@@ -116,7 +117,7 @@ def _sample(g_params, rng, start, pool, config, num_segments: int, segment_lengt
     def segment(carry, key):
         context = carry
         k_idx, k_xy, k_yaw, k_noise = jax.random.split(key, 4)
-        idx = jax.random.randint(k_idx, (b,), 0, pool.shape[0])
+        idx = jax.random.randint(k_idx, (b,), 0, pool_size)
         turn = jax.random.uniform(k_yaw, (b,), minval=-1.0, maxval=1.0) * yaw_range
         rot = pool_rot[idx]
         rot = rot.at[:, 0].set(geometry.yaw_matrix(turn - pool_yaw[idx]) @ rot[:, 0])
@@ -132,6 +133,18 @@ def _sample(g_params, rng, start, pool, config, num_segments: int, segment_lengt
     frames = jnp.swapaxes(frames, 0, 1).reshape(b, num_segments * segment_length, 17, 3)
     start = K.set_bone_lengths(start, lengths[:, None, :])
     return jnp.concatenate([start, frames], axis=1)
+
+
+def pool_bucket(num_poses: int) -> int:
+    """The padded size of a target pool: a power of two, at least 1,024. The co-evolution's pool is the round's
+    imitated motion, whose length changes every round; padded, one compiled sampler serves them all."""
+    return max(1024, 1 << (int(num_poses) - 1).bit_length())
+
+
+def _padded_pool(pool: np.ndarray) -> np.ndarray:
+    """`pool` followed by copies of its first pose (valid poses, never drawn) up to `pool_bucket(len(pool))`."""
+    extra = pool_bucket(len(pool)) - len(pool)
+    return np.concatenate([pool, np.broadcast_to(pool[:1], (extra,) + pool.shape[1:])]) if extra else pool
 
 
 def _pool_array(target_pool) -> np.ndarray:
@@ -178,8 +191,9 @@ def sample(state: HallucinatorState, rng: jax.Array, start_windows, num_segments
     pool = K.check_positions(pool, name="target pool")
     if pool.ndim != 3 or len(pool) == 0:
         raise ValueError(f"target pool must hold (N, 17, 3) poses, got shape {pool.shape}")
-    out = _sample(state.g_params, rng, jnp.asarray(start), jnp.asarray(pool), config, int(num_segments),
-                  int(segment_length), float(root_range), float(yaw_range), bool(noise))
+    out = _sample(state.g_params, rng, jnp.asarray(start), jnp.asarray(_padded_pool(pool)),
+                  jnp.asarray(len(pool), jnp.int32), config, int(num_segments), int(segment_length),
+                  float(root_range), float(yaw_range), bool(noise))
     out = np.asarray(out)
     if not np.all(np.isfinite(out)):
         raise FloatingPointError("hallucinated motion contains non-finite values (diverged model?)")
@@ -212,4 +226,4 @@ def start_windows_from(buffer_or_motions, rng: np.random.Generator, count: int, 
     return out
 
 
-__all__: Sequence[str] = ["inbetween", "sample", "start_windows_from"]
+__all__: Sequence[str] = ["inbetween", "pool_bucket", "sample", "start_windows_from"]
