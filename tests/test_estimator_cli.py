@@ -58,7 +58,6 @@ def test_cli_resume_after_kill_reaches_the_same_state(run_dir, tmp_path):
     shutil.copytree(run_dir, workdir)
     # Simulate a kill between the step-4 and step-8 checkpoints.
     shutil.rmtree(workdir / "checkpoints" / "8")
-    os.remove(workdir / "checkpoints" / "metadata_8.json")
     assert _train(workdir, "--resume") == 0
     a, _ = est.load(str(run_dir))
     b, _ = est.load(str(workdir))

@@ -33,11 +33,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
     progress = progress and main
     co = CoEvolution.create(config)
     os.makedirs(workdir, exist_ok=True)
-    ckdir = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    meta, latest = open_run(ckdir, workdir, co.num_devices, resume)
+    store = ckpt_lib.CheckpointStore(os.path.join(workdir, "checkpoints"), config.max_to_keep)  # open for the run
+    try:
+        meta, latest = open_run(store, workdir, co.num_devices, resume)
+    except BaseException:
+        store.close()
+        raise
     state = co.init(jax.random.PRNGKey(int(config.seed)))
     if latest is not None:
-        state, _ = ckpt_lib.restore(ckdir, state, latest)
+        state, _ = store.restore(state, latest)
         state = co.place(state)
     elif resume and main:
         logger.info("coevolve: no checkpoint in %r; starting a new run", workdir)
@@ -75,30 +79,32 @@ def run(config: ml_collections.ConfigDict, workdir: str, resume: bool = False, p
                 else:
                     meta["next_phase"] = index + 1
                 meta["checkpoint"] += 1
-                ckpt_lib.save(ckdir, meta["checkpoint"], state, metadata=meta, max_to_keep=config.max_to_keep)
+                store.save(meta["checkpoint"], state, metadata=meta)
                 training.write_json(os.path.join(workdir, "metrics.json"), meta["history"])
                 if stop_after is not None and tuple(stop_after) == (r, name):
                     return meta["history"]
     finally:
         writer.close()
+        store.close()
     training.write_json(os.path.join(workdir, "metrics.json"), meta["history"])
     return meta["history"]
 
 
-def open_run(ckdir: str, workdir: str, num_devices: int, resume: bool) -> tuple[dict, int | None]:
-    """(the driver's bookkeeping, the checkpoint to restore or None): a new run's, or the last checkpoint's sidecar
+def open_run(store: ckpt_lib.CheckpointStore, workdir: str, num_devices: int, resume: bool
+             ) -> tuple[dict, int | None]:
+    """(the driver's bookkeeping, the checkpoint to restore or None): a new run's, or the last checkpoint's metadata
     when resuming. A workdir that holds checkpoints is only continued with `resume`, on as many devices."""
     meta = {"round": 0, "next_phase": 0, "checkpoint": 0, "history": [], "current": {}, "learner_steps": {},
             "num_devices": num_devices}
-    latest = ckpt_lib.latest_step(ckdir) if os.path.isdir(ckdir) else None
+    latest = store.latest_step()
     if latest is None:
         return meta, None
     if not resume:
         raise FileExistsError(f"{workdir!r} already holds a run's checkpoints: pass --resume to continue it, "
                               "or choose a new workdir")
-    meta = ckpt_lib.load_metadata(ckdir, latest)
+    meta = store.metadata(latest)
     if meta is None:
-        raise FileNotFoundError(f"checkpoint {latest} in {ckdir!r} has no metadata sidecar")
+        raise FileNotFoundError(f"checkpoint {latest} in {store.directory!r} has no metadata")
     written_on = meta.setdefault("num_devices", num_devices)  # older runs did not record it
     if written_on != num_devices:
         raise ValueError(f"{workdir!r} was checkpointed on {written_on} devices and this job has "

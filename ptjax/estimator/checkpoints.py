@@ -1,7 +1,6 @@
 """Estimator checkpoints: the whole `EstimatorState` with orbax (`ptjax.checkpoint`) plus its config as JSON.
 
-Layout: `WORKDIR/checkpoints/<step>/` (orbax) and `WORKDIR/checkpoints/metadata_<step>.json` holding the config,
-so `load` rebuilds the state template (shapes from `init` under `jax.eval_shape`, nothing computed) without being
+Layout: `WORKDIR/checkpoints/<step>/` (`ptjax.checkpoint`: the state and, as its metadata, the config), so `load` rebuilds the state template (shapes from `init` under `jax.eval_shape`, nothing computed) without being
 told the architecture. `load` accepts the work directory or its `checkpoints/` folder, and a co-evolution workdir
 (`ptjax coevolve`), which keeps each finished round's estimator as such a workdir under `estimator/round_<N>/`:
 the last round's unless `round` is given.
@@ -27,11 +26,14 @@ def checkpoint_dir(path: str) -> str:
 
 
 def save(workdir: str, state: EstimatorState, config: ml_collections.ConfigDict, step: int | None = None,
-         max_to_keep: int | None = 3) -> str:
-    """Save `state` (and `config`) as checkpoint `step` (default: the state's step) under WORKDIR/checkpoints."""
+         max_to_keep: int | None = 3, store: checkpoint.CheckpointStore | None = None) -> str:
+    """Save `state` (and `config`) as checkpoint `step` (default: the state's step) under WORKDIR/checkpoints
+    (through `store`, a training run's open `CheckpointStore` of that folder, when given)."""
     step = int(state.step) if step is None else int(step)
     spec_from_config(config)  # never store a config that cannot rebuild the state
     metadata = {"component": COMPONENT, "step": step, "config": config.to_dict()}
+    if store is not None:
+        return store.save(step, state, metadata=metadata)
     return checkpoint.save(os.path.join(workdir, "checkpoints"), step, state, metadata=metadata,
                            max_to_keep=max_to_keep)
 
@@ -101,7 +103,7 @@ def load(path: str, step: int | None = None, round_index: int | None = None,
         raise ValueError(f"{directory!r} holds co-evolution checkpoints; pass the run's workdir (its estimator of "
                          f"each finished round is in WORKDIR/{ROUNDS_DIR}/round_N)")
     if metadata is None or "config" not in metadata:
-        raise ValueError(f"{directory!r} step {step}: no metadata_{step}.json with the estimator config "
+        raise ValueError(f"{directory!r} step {step}: no metadata with the estimator config "
                          "(not an estimator checkpoint?)")
     if metadata.get("component", COMPONENT) != COMPONENT:
         raise ValueError(f"{directory!r} holds a {metadata.get('component')!r} checkpoint, not an estimator")

@@ -302,6 +302,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     training.write_json(os.path.join(workdir, "config.json"), config.to_dict())
 
     writer = training.MetricWriter(workdir)
+    store = ckpt_lib.CheckpointStore(os.path.join(workdir, "checkpoints"))  # open for the run
     step = int(state.step)
     skipped_at_start = int(state.skipped_steps)
     start_time, trained_steps = time.time(), 0
@@ -329,12 +330,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
                     bar.write(f"step {step}: held-out MPJPE {row['mean']['mpjpe']:.1f} mm, "
                               f"P-MPJPE {row['mean']['p_mpjpe']:.1f} mm")
             if crossed(int(t.checkpoint_every)) and step < total_steps:
-                checkpoints.save(workdir, state, config, step)
+                checkpoints.save(workdir, state, config, step, store=store)
+        training.check_finite_tree(state, "estimator parameters")
+        wall = time.time() - start_time
+        checkpoints.save(workdir, state, config, step, store=store)
     finally:
         bar.close()
-    training.check_finite_tree(state, "estimator parameters")
-    wall = time.time() - start_time
-    checkpoints.save(workdir, state, config, step)
+        store.close()
     row = _evaluate_and_record(state, takes, detector_takes, step, writer, record, metrics_path)
     record.update(final=row, wall_seconds_this_run=round(wall, 1),
                   samples_per_second=round(trained_steps * int(t.batch_size) / max(wall, 1e-9), 1),

@@ -11,6 +11,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from ptjax import checkpoint as ckpt
 from ptjax import training
 from ptjax.data import HELDOUT_CLIPS, Motion, load_clips
 from ptjax.hallucinator import config as config_lib
@@ -45,6 +46,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, motions=None, resume:
     if state is None:
         state = init(jax.random.PRNGKey(config.seed), config)
     writer = training.MetricWriter(workdir)
+    store = ckpt.CheckpointStore(ckpt_dir)  # open for the run
     start, steps, t0 = int(state.step), int(config.train.steps), time.time()
     bar = training.progress_bar(range(start, steps), desc="hallucinator", disable=not progress, initial=start,
                                 total=steps)
@@ -62,10 +64,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, motions=None, resume:
                 bar.set_postfix(pos=f"{m['position']:.4f}", rot=f"{m['rotation']:.4f}", d=f"{m['d_total']:.3f}")
             if done % config.train.checkpoint_every == 0 or done == steps:
                 finite(metrics, done)
-                save(ckpt_dir, state, {"seconds": time.time() - t0})
+                save(ckpt_dir, state, {"seconds": time.time() - t0}, store=store)
                 training.write_json(history_path, history, indent=1)
     finally:
         writer.close()
+        store.close()
     return state, history
 
 

@@ -429,10 +429,14 @@ def train_step(state: HallucinatorState, buffer: MotionBuffer, batch_size: int):
 
 # --- checkpoints ----------------------------------------------------------------------------------------------------
 
-def save(directory: str, state: HallucinatorState, metadata: dict | None = None, max_to_keep: int = 3) -> str:
-    """Checkpoint `state` under `directory` at its step; the config travels in the metadata, so `load` needs none."""
-    meta = {"config": state.config.to_dict(), **(metadata or {})}
-    return ckpt.save(directory, int(state.step), state, metadata=_jsonable(meta), max_to_keep=max_to_keep)
+def save(directory: str, state: HallucinatorState, metadata: dict | None = None, max_to_keep: int = 3,
+         store: ckpt.CheckpointStore | None = None) -> str:
+    """Checkpoint `state` under `directory` at its step (through `store`, a run's open `CheckpointStore` of that
+    folder, when given); the config travels in the metadata, so `load` needs none."""
+    meta = _jsonable({"config": state.config.to_dict(), **(metadata or {})})
+    if store is not None:
+        return store.save(int(state.step), state, metadata=meta)
+    return ckpt.save(directory, int(state.step), state, metadata=meta, max_to_keep=max_to_keep)
 
 
 def latest_checkpoint_step(directory: str) -> int | None:

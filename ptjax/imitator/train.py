@@ -130,6 +130,17 @@ def _plot_history(history: list[dict], workdir: str) -> None:
                         xlabel="environment steps", ylabel=label, title="imitator training")
 
 
+def _resume(store: checkpoint.CheckpointStore, template: PPOState, mesh, history_path: str
+            ) -> tuple[PPOState, list[dict]]:
+    """The latest checkpoint's state (sharded over `mesh`) and the training history logged so far."""
+    state, _ = store.restore(template)
+    history = []
+    if os.path.exists(history_path):
+        with open(history_path) as f:
+            history = json.load(f)["train"]
+    return parallel.shard_stacked(state, mesh), history
+
+
 def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
           motions: Sequence[Motion] | None = None, progress: bool = True) -> tuple[Imitator, PPOState, list]:
     """Standalone imitator training on `motions` (default: the config's bundled clips)."""
@@ -142,28 +153,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     os.makedirs(workdir, exist_ok=True)
     training.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
     imitator = Imitator.create(config, motions)
-    refs = imitator.references(motions)
-    library = imitator.library(refs)
-    ckpt_dir = os.path.join(workdir, "checkpoints")
+    library = imitator.library(imitator.references(motions))
     state = imitator.init(jax.random.PRNGKey(config.seed), library)
     history: list[dict] = []
     history_path = os.path.join(workdir, "metrics.json")
-    if resume and checkpoint.latest_step(ckpt_dir) is not None:
-        state, _ = checkpoint.restore(ckpt_dir, state)
-        state = parallel.shard_stacked(state, imitator.mesh)
-        if os.path.exists(history_path):
-            with open(history_path) as f:
-                history = json.load(f)["train"]
-    start = int(parallel.unstack(state.iteration))
+    store = checkpoint.CheckpointStore(os.path.join(workdir, "checkpoints"))  # open for the run
     writer = training.MetricWriter(workdir)
-    lib = parallel.replicate(library, imitator.mesh)
-    t0 = time.time()
-    bar = training.progress_bar(range(start, config.iterations), initial=start, total=config.iterations,
-                                desc="imitator PPO", disable=not progress)
     evaluations = []
-
-    def save(it):
-        checkpoint.save(ckpt_dir, it, state, metadata={"iteration": it, "takes": names})
 
     def log_eval(it):
         result = imitator.evaluate(state, library).summary(names)
@@ -172,36 +168,46 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
         writer.scalars("eval", {k: result[k] for k in ("success_rate", "g_mpjpe_mm")}, it)
         return result
 
-    for it in bar:
-        state, metrics = imitator.update(state, lib)
-        it1 = it + 1
-        if it1 % config.log_every == 0 or it1 == config.iterations:
-            m = _scalars(metrics)
-            m.update(iteration=it1, env_steps=float(parallel.unstack(state.env_steps)),
-                     wall_seconds=time.time() - t0)
-            if not np.isfinite(m["loss"]):
-                raise FloatingPointError(f"imitator loss became non-finite at iteration {it1}: {m}")
-            history.append(m)
-            writer.scalars("train", m, it1)
-            bar.set_postfix(ret=f"{m['episode_return']:.2f}", len=f"{m['episode_length']:.1f}",
-                            err=f"{m['joint_error'] * 1000:.0f}mm")
-        if config.eval_every and it1 % config.eval_every == 0:
-            log_eval(it1)
-        if it1 % config.checkpoint_every == 0:
-            save(it1)
-        if config.max_minutes and parallel.agree(time.time() - t0 > 60 * config.max_minutes):
-            bar.write(f"stopping after {time.time() - t0:.0f} s (max_minutes={config.max_minutes})")
-            break
-    final_it = int(parallel.unstack(state.iteration))
-    save(final_it)
-    final = log_eval(final_it)
+    try:
+        if resume and store.latest_step() is not None:
+            state, history = _resume(store, state, imitator.mesh, history_path)
+        start = int(parallel.unstack(state.iteration))
+        lib = parallel.replicate(library, imitator.mesh)
+        t0 = time.time()
+        bar = training.progress_bar(range(start, config.iterations), initial=start, total=config.iterations,
+                                    desc="imitator PPO", disable=not progress)
+        for it in bar:
+            state, metrics = imitator.update(state, lib)
+            it1 = it + 1
+            if it1 % config.log_every == 0 or it1 == config.iterations:
+                m = _scalars(metrics)
+                m.update(iteration=it1, env_steps=float(parallel.unstack(state.env_steps)),
+                         wall_seconds=time.time() - t0)
+                if not np.isfinite(m["loss"]):
+                    raise FloatingPointError(f"imitator loss became non-finite at iteration {it1}: {m}")
+                history.append(m)
+                writer.scalars("train", m, it1)
+                bar.set_postfix(ret=f"{m['episode_return']:.2f}", len=f"{m['episode_length']:.1f}",
+                                err=f"{m['joint_error'] * 1000:.0f}mm")
+            if config.eval_every and it1 % config.eval_every == 0:
+                log_eval(it1)
+            if it1 % config.checkpoint_every == 0:
+                store.save(it1, state, metadata={"iteration": it1, "takes": names})
+            if config.max_minutes and parallel.agree(time.time() - t0 > 60 * config.max_minutes):
+                bar.write(f"stopping after {time.time() - t0:.0f} s (max_minutes={config.max_minutes})")
+                break
+        final_it = int(parallel.unstack(state.iteration))
+        store.save(final_it, state, metadata={"iteration": final_it, "takes": names})
+        final = log_eval(final_it)
+    finally:
+        writer.close()
+        store.close()
     training.write_json(history_path, {"train": history, "eval": evaluations}, indent=1)
     if history and main:
         _plot_history(history, workdir)
-    writer.close()
     if progress:
         logger.info(f"evaluation: success {final['success_rate']:.2f}, G-MPJPE {final['g_mpjpe_mm']:.1f} mm, "
-              f"MPJPE {final['mpjpe_mm']:.1f} mm, resets {final['resets']}")
+                    f"MPJPE {final['mpjpe_mm']:.1f} mm, resets {final['resets']}")
     return imitator, state, history
 
 
