@@ -16,11 +16,6 @@ import numpy as np
 DEFAULT_CONFIG = os.path.join("configs", "hallucinator.py")
 
 
-def _write_json(path: str, obj) -> None:
-    from ptjax import training  # imports JAX: not at CLI start-up
-    training.write_json(path, obj)
-
-
 def _config(args, overrides):
     from ptjax.config import get_config
     return get_config(args.config, overrides)
@@ -46,7 +41,7 @@ def _report(state, workdir: str, train_motions, gif: str | None) -> dict:
 
 
 def _train(args, overrides) -> int:
-    import jax  # noqa: F401
+    from ptjax import training
     from ptjax.data import load_clips
     from ptjax.hallucinator.loop import train
     config = _config(args, overrides)
@@ -55,7 +50,7 @@ def _train(args, overrides) -> int:
     results = _report(state, args.workdir, train_motions, args.gif)
     metrics = {"steps": int(state.step), "train_seconds": history[-1]["seconds"] if history else None,
                "final_losses": history[-1] if history else None, **results}
-    _write_json(os.path.join(args.workdir, "metrics.json"), metrics)
+    training.write_json(os.path.join(args.workdir, "metrics.json"), metrics)
     print(f"wrote {os.path.join(args.workdir, 'metrics.json')}")
     return 0
 
@@ -100,11 +95,12 @@ def _sample(args, overrides) -> int:
 
 
 def _eval(args, overrides) -> int:
+    from ptjax import training  # imports JAX: not at CLI start-up
     from ptjax.data import load_clips
     state = _load(args, overrides)
     results = _report(state, args.workdir, load_clips(state.config.data.clips), args.gif)
     out = args.out or os.path.join(args.workdir, "eval.json")
-    _write_json(out, results)
+    training.write_json(out, results)
     print(f"wrote {out}")
     return 0
 
