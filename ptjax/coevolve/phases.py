@@ -100,8 +100,8 @@ class CoEvolution:
         rng = np.random.default_rng([seed, 0])
         trajs = random_root_trajectories(rng, len(self.takes), self.max_frames, self.fps, self.config.cold_start)
         rest = np.asarray(self.imitator.humanoid.rest_qpos())
-        refs = [retarget.reference_from_qpos(self.imitator.humanoid, cold_start_qpos(rest, t), self.fps)
-                for t in trajs]
+        qpos = np.stack([cold_start_qpos(rest, t) for t in trajs])
+        refs = retarget.references_from_qpos(self.imitator.humanoid, qpos, [len(q) for q in qpos], self.fps)
         return self.library(refs)
 
     def init(self, rng: jax.Array) -> CoEvolutionState:

@@ -397,25 +397,31 @@ def retarget(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = RetargetC
     return reference_from_qpos(humanoid, qpos, cfg.fps, joints)
 
 
-def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetConfig()) -> list[ReferenceMotion]:
-    """Retarget several motions with one batched IK call (padded to the longest)."""
-    prepared = [prepare_joints(humanoid, m, cfg)[0] for m in motions]
-    t_max = max(len(p) for p in prepared)
-    batch = np.stack([np.concatenate([p, np.repeat(p[-1:], t_max - len(p), 0)]) for p in prepared])
-    qpos = humanoid_inverse_kinematics(humanoid, batch, cfg.ik)
-    # The kinematics of every motion in one pass over the padded batch: per motion, `reference_from_qpos`
-    # dispatched about 1,500 small ops (half of a round's lift on a CPU); a frame's values do not depend on the
-    # batch (checked bit for bit).
+def references_from_qpos(humanoid: Humanoid, qpos: np.ndarray, lengths, fps: float, targets=None
+                         ) -> list[ReferenceMotion]:
+    """`reference_from_qpos` of every motion of a padded batch qpos (B, T, nq) whose motion i has lengths[i]
+    frames (targets: (B, T, 17, 3) or None), with the kinematics in one pass over the batch: per motion,
+    `reference_from_qpos` dispatches about 1,500 small ops (half of a round's lift on a CPU); a frame's values do
+    not depend on the batch (checked bit for bit)."""
     tree = kinematic_tree(humanoid)
     q = jnp.asarray(qpos, jnp.float32)
     pos, rot = body_transforms(tree, q)
     joints = humanoid_forward_kinematics(tree, q)
     quat = matrix_to_quat(rot)
     refs = []
-    for i, p in enumerate(prepared):
-        n = len(p)
-        qvel = qpos_to_qvel(qpos[i, :n], cfg.fps, humanoid.hinge_qpos_adr, humanoid.hinge_dof_adr, humanoid.nv)
-        err = jnp.linalg.norm(joints[i, :n] - jnp.asarray(p, jnp.float32), axis=-1).mean(-1)
+    for i, n in enumerate(lengths):
+        qvel = qpos_to_qvel(qpos[i, :n], fps, humanoid.hinge_qpos_adr, humanoid.hinge_dof_adr, humanoid.nv)
+        err = (jnp.linalg.norm(joints[i, :n] - jnp.asarray(targets[i, :n], jnp.float32), axis=-1).mean(-1)
+               if targets is not None else jnp.zeros(n))
         refs.append(ReferenceMotion(qpos=q[i, :n], qvel=jnp.asarray(qvel, jnp.float32), joints=joints[i, :n],
-                                    body_pos=pos[i, :n], body_quat=quat[i, :n], ik_error=err, fps=float(cfg.fps)))
+                                    body_pos=pos[i, :n], body_quat=quat[i, :n], ik_error=err, fps=float(fps)))
     return refs
+
+
+def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetConfig()) -> list[ReferenceMotion]:
+    """Retarget several motions with one batched IK call (padded to the longest)."""
+    prepared = [prepare_joints(humanoid, m, cfg)[0] for m in motions]
+    t_max = max(len(p) for p in prepared)
+    batch = np.stack([np.concatenate([p, np.repeat(p[-1:], t_max - len(p), 0)]) for p in prepared])
+    qpos = humanoid_inverse_kinematics(humanoid, batch, cfg.ik)
+    return references_from_qpos(humanoid, qpos, [len(p) for p in prepared], cfg.fps, targets=batch)
