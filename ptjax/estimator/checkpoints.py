@@ -1,7 +1,8 @@
 """Estimator checkpoints: the whole `EstimatorState` with orbax (`ptjax.checkpoint`) plus its config as JSON.
 
-Layout: `WORKDIR/checkpoints/<step>/` (`ptjax.checkpoint`: the state and, as its metadata, the config), so `load` rebuilds the state template (shapes from `init` under `jax.eval_shape`, nothing computed) without being
-told the architecture. `load` accepts the work directory or its `checkpoints/` folder, and a co-evolution workdir
+Layout: `WORKDIR/checkpoints/<step>/` (`ptjax.checkpoint`: the state and, as its metadata, the config), so `load`
+rebuilds the state template (shapes from `init` under `jax.eval_shape`, nothing computed) without being told the
+architecture. `load` accepts the work directory or its `checkpoints/` folder, and a co-evolution workdir
 (`ptjax coevolve`), which keeps each finished round's estimator as such a workdir under `estimator/round_<N>/`:
 the last round's unless `round` is given.
 """

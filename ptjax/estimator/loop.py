@@ -348,9 +348,3 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     if main:
         logger.info(_final_summary(row, len(takes), wall))
     return record
-    logger.info(f"held-out ({len(takes)} takes): MPJPE {row['mean']['mpjpe']:.1f} mm, P-MPJPE {row['mean']['p_mpjpe']:.1f} mm,"
-          f" N-MPJPE {row['mean']['n_mpjpe']:.1f} mm, PCK {100 * row['mean']['pck']:.1f} %, "
-          f"AUC {100 * row['mean']['auc']:.1f} %  ({wall:.0f} s)")
-    logger.info(f"held-out, detector-like 2D: MPJPE {row['detector_like']['mpjpe']:.1f} mm, "
-          f"P-MPJPE {row['detector_like']['p_mpjpe']:.1f} mm")
-    return record

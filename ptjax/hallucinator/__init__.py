@@ -21,5 +21,5 @@ from ptjax.hallucinator.train import (Batch, HallucinatorState, init, load, make
                                       train_step, update)
 
 __all__ = ["default_config", "paper_config", "tiny_config", "init", "update", "sample_batch", "make_training_windows",
-           "train_step", "sample", "pool_bucket", "inbetween", "start_windows_from", "measures", "evaluate_inbetweening",
-           "interpolation_baseline", "hermite_baseline", "clean_up", "save", "load", "Batch", "HallucinatorState"]
+           "train_step", "sample", "pool_bucket", "inbetween", "start_windows_from", "measures",
+           "evaluate_inbetweening", "interpolation_baseline", "hermite_baseline", "clean_up", "save", "load", "Batch", "HallucinatorState"]
