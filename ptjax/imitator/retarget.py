@@ -379,15 +379,10 @@ def prepare_joints(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = Ret
 
 def reference_from_qpos(humanoid: Humanoid, qpos: np.ndarray, fps: float, targets: np.ndarray | None = None
                         ) -> ReferenceMotion:
-    tree = kinematic_tree(humanoid)
-    q = jnp.asarray(qpos, jnp.float32)
-    pos, rot = body_transforms(tree, q)
-    joints = humanoid_forward_kinematics(tree, q)
-    err = (jnp.linalg.norm(joints - jnp.asarray(targets, jnp.float32), axis=-1).mean(-1)
-           if targets is not None else jnp.zeros(len(q)))
-    qvel = qpos_to_qvel(qpos, fps, humanoid.hinge_qpos_adr, humanoid.hinge_dof_adr, humanoid.nv)
-    return ReferenceMotion(qpos=q, qvel=jnp.asarray(qvel, jnp.float32), joints=joints, body_pos=pos,
-                           body_quat=matrix_to_quat(rot), ik_error=err, fps=float(fps))
+    """One motion's `ReferenceMotion` from its joint angles qpos (T, nq); `targets` (T, 17, 3): the joints the IK
+    aimed at, for its error."""
+    return references_from_qpos(humanoid, np.asarray(qpos)[None], [len(qpos)], fps,
+                                None if targets is None else np.asarray(targets)[None])[0]
 
 
 def retarget(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = RetargetConfig()) -> ReferenceMotion:
@@ -399,10 +394,10 @@ def retarget(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = RetargetC
 
 def references_from_qpos(humanoid: Humanoid, qpos: np.ndarray, lengths, fps: float, targets=None
                          ) -> list[ReferenceMotion]:
-    """`reference_from_qpos` of every motion of a padded batch qpos (B, T, nq) whose motion i has lengths[i]
-    frames (targets: (B, T, 17, 3) or None), with the kinematics in one pass over the batch: per motion,
-    `reference_from_qpos` dispatches about 1,500 small ops (half of a round's lift on a CPU); a frame's values do
-    not depend on the batch (checked bit for bit)."""
+    """The `ReferenceMotion` of every motion of a padded batch qpos (B, T, nq) whose motion i has lengths[i] frames
+    (targets: (B, T, 17, 3) or None), with the kinematics in one pass over the batch: motion by motion they cost
+    about 1,500 small ops each (half of a round's lift on a CPU); a frame's values do not depend on the batch
+    (checked bit for bit)."""
     tree = kinematic_tree(humanoid)
     q = jnp.asarray(qpos, jnp.float32)
     pos, rot = body_transforms(tree, q)
