@@ -46,13 +46,11 @@ def num_devices(mesh: Mesh) -> int:
 
 def shard_stacked(tree, mesh: Mesh):
     """Place a stacked (leading device axis) pytree with row d on device d."""
-    sharding = NamedSharding(mesh, P(AXIS))
-    return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
+    return jax.device_put(tree, NamedSharding(mesh, P(AXIS)))
 
 
 def replicate(tree, mesh: Mesh):
-    sharding = NamedSharding(mesh, P())
-    return jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), tree)
+    return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
 def stack(per_device: Callable, mesh: Mesh, *args):

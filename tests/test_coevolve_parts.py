@@ -45,6 +45,21 @@ def test_one_and_two_devices_take_the_same_estimator_and_hallucinator_steps():
             np.testing.assert_allclose(results[DEVICES][phase][k], v, rtol=2e-3, atol=2e-4, err_msg=f"{phase}/{k}")
 
 
+def test_learners_are_initialised_as_their_components_initialise_them():
+    """Every round re-initialises E and H with compiled initialisers (op by op they cost seconds of host time per
+    round); the parameters are bit for bit those of the components' own `init`."""
+    from ptjax import estimator as est
+    from ptjax import hallucinator as H
+    co = coevolve.CoEvolution.create(smoke_config())
+    key = jax.random.PRNGKey(5)
+    for ours, theirs in ((co.init_estimator(key), est.init(key, co.config.estimator)),
+                         (co.init_hallucinator(key), H.init(key, co.config.hallucinator))):
+        assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(theirs)
+        for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+            assert a.dtype == b.dtype and a.weak_type == b.weak_type
+
+
 def test_bad_configs_are_refused():
     c = smoke_config(num_devices=4)
     c.estimator.train.batch_size = 18

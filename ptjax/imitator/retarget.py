@@ -104,10 +104,14 @@ def body_transforms(tree: KinematicTree, qpos: jax.Array, root_rot: jax.Array | 
 
 def humanoid_forward_kinematics(tree: KinematicTree, qpos: jax.Array) -> jax.Array:
     """qpos (..., nq) -> H36M-17 joints of the humanoid (..., 17, 3), world frame."""
-    pos, rot = body_transforms(tree, qpos)
+    return _sites(tree, *body_transforms(tree, qpos))
+
+
+def _sites(tree: KinematicTree, pos: jax.Array, rot: jax.Array) -> jax.Array:
+    """Body origins (..., nb, 3) and rotations (..., nb, 3, 3) -> the H36M-17 joints they carry (..., 17, 3)."""
     body = np.asarray(tree.site_body)
     return pos[..., body, :] + jnp.einsum("...jab,jb->...ja", rot[..., body, :, :],
-                                          jnp.asarray(tree.site_offset, qpos.dtype))
+                                          jnp.asarray(tree.site_offset, pos.dtype))
 
 
 # --- inverse kinematics ----------------------------------------------------------------------------------------------
@@ -307,20 +311,35 @@ def ground_offset(joints: np.ndarray, ankle_height: float, per_frame: bool = Fal
 def qpos_to_qvel(qpos: np.ndarray, fps: float, hinge_adr: np.ndarray, hinge_dof: np.ndarray, nv: int) -> np.ndarray:
     """Central finite differences: root linear velocity (world), root angular velocity (body frame, as MuJoCo's
     free joint), hinge rates. (T, nq) -> (T, nv)."""
+    return qpos_to_qvel_many(np.asarray(qpos)[None], [len(qpos)], fps, hinge_adr, hinge_dof, nv)[0]
+
+
+def qpos_to_qvel_many(qpos: np.ndarray, lengths, fps: float, hinge_adr: np.ndarray, hinge_dof: np.ndarray,
+                      nv: int) -> list[np.ndarray]:
+    """`qpos_to_qvel` of every motion of a padded batch qpos (B, T, nq) whose motion i has lengths[i] frames, with
+    the rotation maths in one pass over the batch (motion by motion it is a few hundred small ops each, most of a
+    round's host time at 120 takes); a frame's velocity does not depend on the batch."""
     qpos = np.asarray(qpos, np.float64)
-    t = len(qpos)
-    if t < 2:
-        return np.zeros((t, nv))
-    idx_next = np.minimum(np.arange(t) + 1, t - 1)
-    idx_prev = np.maximum(np.arange(t) - 1, 0)
-    span = (idx_next - idx_prev)[:, None] / fps
-    qvel = np.zeros((t, nv))
-    qvel[:, 0:3] = (qpos[idx_next, 0:3] - qpos[idx_prev, 0:3]) / span
-    rot = np.asarray(quat_to_matrix(jnp.asarray(qpos[:, 3:7])), np.float64)
-    rel = np.einsum("tji,tjk->tik", rot[idx_prev], rot[idx_next])
-    qvel[:, 3:6] = np.asarray(so3_log(jnp.asarray(rel))) / span
-    qvel[:, hinge_dof] = (qpos[idx_next][:, hinge_adr] - qpos[idx_prev][:, hinge_adr]) / span
-    return qvel
+    rot = np.asarray(quat_to_matrix(jnp.asarray(qpos[..., 3:7])), np.float64)
+    steps = []  # per motion: (next frame, previous frame, their time apart) of each frame's central difference
+    for t in lengths:
+        idx_next, idx_prev = np.minimum(np.arange(t) + 1, t - 1), np.maximum(np.arange(t) - 1, 0)
+        steps.append((idx_next, idx_prev, (idx_next - idx_prev)[:, None] / fps))
+    rel = [np.einsum("tji,tjk->tik", rot[i, prev], rot[i, nxt]) for i, (nxt, prev, _) in enumerate(steps) if len(nxt) > 1]
+    angular = np.split(np.asarray(so3_log(jnp.asarray(np.concatenate(rel)))), np.cumsum([len(r) for r in rel])[:-1]) \
+        if rel else []
+    out, k = [], 0
+    for i, (idx_next, idx_prev, span) in enumerate(steps):
+        t = len(idx_next)
+        qvel = np.zeros((t, nv))
+        if t >= 2:
+            q = qpos[i, :t]
+            qvel[:, 0:3] = (q[idx_next, 0:3] - q[idx_prev, 0:3]) / span
+            qvel[:, 3:6] = angular[k] / span
+            qvel[:, hinge_dof] = (q[idx_next][:, hinge_adr] - q[idx_prev][:, hinge_adr]) / span
+            k += 1
+        out.append(qvel)
+    return out
 
 
 # --- reference motion ------------------------------------------------------------------------------------------------
@@ -395,21 +414,25 @@ def retarget(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = RetargetC
 def references_from_qpos(humanoid: Humanoid, qpos: np.ndarray, lengths, fps: float, targets=None
                          ) -> list[ReferenceMotion]:
     """The `ReferenceMotion` of every motion of a padded batch qpos (B, T, nq) whose motion i has lengths[i] frames
-    (targets: (B, T, 17, 3) or None), with the kinematics in one pass over the batch: motion by motion they cost
-    about 1,500 small ops each (half of a round's lift on a CPU); a frame's values do not depend on the batch
-    (checked bit for bit)."""
+    (targets: (B, T, 17, 3) or None), with the kinematics and the velocities in one pass over the batch: motion by
+    motion they cost about 1,500 small ops each (at 120 takes, most of a round's host time on a CPU). A frame's
+    values do not depend on the batch (checked bit for bit); the pass runs op by op, not jitted, because a fused
+    program rounds differently (up to 2e-5 in the quaternions) and the imitator's training amplifies any change."""
     tree = kinematic_tree(humanoid)
     q = jnp.asarray(qpos, jnp.float32)
     pos, rot = body_transforms(tree, q)
-    joints = humanoid_forward_kinematics(tree, q)
-    quat = matrix_to_quat(rot)
+    joints, quat = _sites(tree, pos, rot), matrix_to_quat(rot)
+    qvels = qpos_to_qvel_many(qpos, lengths, fps, humanoid.hinge_qpos_adr, humanoid.hinge_dof_adr, humanoid.nv)
+    errors = (np.asarray(jnp.linalg.norm(joints - jnp.asarray(targets, jnp.float32), axis=-1))
+              if targets is not None else None)
+    # One transfer per array, then numpy slices: per-motion device slices were a few hundred more dispatched ops.
+    q, pos, joints, quat = (np.asarray(x) for x in (q, pos, joints, quat))
     refs = []
-    for i, n in enumerate(lengths):
-        qvel = qpos_to_qvel(qpos[i, :n], fps, humanoid.hinge_qpos_adr, humanoid.hinge_dof_adr, humanoid.nv)
-        err = (jnp.linalg.norm(joints[i, :n] - jnp.asarray(targets[i, :n], jnp.float32), axis=-1).mean(-1)
-               if targets is not None else jnp.zeros(n))
-        refs.append(ReferenceMotion(qpos=q[i, :n], qvel=jnp.asarray(qvel, jnp.float32), joints=joints[i, :n],
-                                    body_pos=pos[i, :n], body_quat=quat[i, :n], ik_error=err, fps=float(fps)))
+    for i, (n, qvel) in enumerate(zip(lengths, qvels)):
+        err = jnp.asarray(errors[i, :n]).mean(-1) if errors is not None else jnp.zeros(n)
+        refs.append(ReferenceMotion(qpos=jnp.asarray(q[i, :n]), qvel=jnp.asarray(qvel, jnp.float32),
+                                    joints=jnp.asarray(joints[i, :n]), body_pos=jnp.asarray(pos[i, :n]),
+                                    body_quat=jnp.asarray(quat[i, :n]), ik_error=err, fps=float(fps)))
     return refs
 
 
