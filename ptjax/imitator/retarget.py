@@ -325,9 +325,10 @@ def qpos_to_qvel_many(qpos: np.ndarray, lengths, fps: float, hinge_adr: np.ndarr
     for t in lengths:
         idx_next, idx_prev = np.minimum(np.arange(t) + 1, t - 1), np.maximum(np.arange(t) - 1, 0)
         steps.append((idx_next, idx_prev, (idx_next - idx_prev)[:, None] / fps))
-    rel = [np.einsum("tji,tjk->tik", rot[i, prev], rot[i, nxt]) for i, (nxt, prev, _) in enumerate(steps) if len(nxt) > 1]
-    angular = np.split(np.asarray(so3_log(jnp.asarray(np.concatenate(rel)))), np.cumsum([len(r) for r in rel])[:-1]) \
-        if rel else []
+    rel = [np.einsum("tji,tjk->tik", rot[i, prev], rot[i, nxt])
+           for i, (nxt, prev, _) in enumerate(steps) if len(nxt) > 1]
+    angular = np.asarray(so3_log(jnp.asarray(np.concatenate(rel)))) if rel else np.zeros((0, 3))
+    angular = np.split(angular, np.cumsum([len(r) for r in rel])[:-1])  # back to one array per motion
     out, k = [], 0
     for i, (idx_next, idx_prev, span) in enumerate(steps):
         t = len(idx_next)
