@@ -79,14 +79,14 @@ class CoEvolution:
         stacked = NamedSharding(self.mesh, P(AXIS))
         fields = ("estimator", "hallucinator", "references", "imitated", "segments", "generated", "real2d", "rng",
                   "round", "phase_step")
-        # One batched transfer per sharding (leaf by leaf, the state's ~1,000 leaves cost 0.1 s per call).
+        # One batched transfer per sharding (leaf by leaf, the smoke state's ~500 leaves cost 0.1 s per call).
         imitator = jax.device_put(state.imitator, stacked)
         rest = jax.device_put({f: getattr(state, f) for f in fields}, rep)
         return state.replace(imitator=imitator, **rest)
 
     # -- init --
-    # Jitted: run op by op, Flax's initialisers cost 0.2 s (E) and 2 s (H) of host time every round; the compiled
-    # ones give the same parameters bit for bit (checked on the smoke and demo configs).
+    # Jitted because, run op by op, Flax's initialisers cost 0.2 s (E) and 2 s (H) of host time every round; the
+    # compiled ones give the same parameters bit for bit (checked on the smoke and demo configs, and by a test).
     @functools.cached_property
     def _init_estimator(self):
         from ptjax import estimator as est
@@ -363,7 +363,7 @@ class CoEvolution:
 
     def replicate(self, tree):
         """`tree` replicated over the mesh (every device holds all of it)."""
-        return jax.device_put(tree, NamedSharding(self.mesh, P()))
+        return parallel.replicate(tree, self.mesh)
 
     def picture(self, state: CoEvolutionState, path: str) -> str:
         """Take 0: its 2D input, E's lift (world frame), I's imitation and H's first sample, side by side."""
