@@ -325,20 +325,18 @@ def qpos_to_qvel_many(qpos: np.ndarray, lengths, fps: float, hinge_adr: np.ndarr
     for t in lengths:
         idx_next, idx_prev = np.minimum(np.arange(t) + 1, t - 1), np.maximum(np.arange(t) - 1, 0)
         steps.append((idx_next, idx_prev, (idx_next - idx_prev)[:, None] / fps))
-    rel = [np.einsum("tji,tjk->tik", rot[i, prev], rot[i, nxt])
-           for i, (nxt, prev, _) in enumerate(steps) if len(nxt) > 1]
-    angular = np.asarray(so3_log(jnp.asarray(np.concatenate(rel)))) if rel else np.zeros((0, 3))
+    # Motions of fewer than 2 frames have no difference to take (their velocity is zero): no relative rotations.
+    rel = [np.einsum("tji,tjk->tik", rot[i, prev], rot[i, nxt]) if len(nxt) > 1 else np.zeros((0, 3, 3))
+           for i, (nxt, prev, _) in enumerate(steps)]
+    angular = np.asarray(so3_log(jnp.asarray(np.concatenate(rel))))
     angular = np.split(angular, np.cumsum([len(r) for r in rel])[:-1])  # back to one array per motion
-    out, k = [], 0
-    for i, (idx_next, idx_prev, span) in enumerate(steps):
-        t = len(idx_next)
-        qvel = np.zeros((t, nv))
-        if t >= 2:
-            q = qpos[i, :t]
+    out = []
+    for q, (idx_next, idx_prev, span), w in zip(qpos, steps, angular):
+        qvel = np.zeros((len(idx_next), nv))
+        if len(idx_next) > 1:
             qvel[:, 0:3] = (q[idx_next, 0:3] - q[idx_prev, 0:3]) / span
-            qvel[:, 3:6] = angular[k] / span
+            qvel[:, 3:6] = w / span
             qvel[:, hinge_dof] = (q[idx_next][:, hinge_adr] - q[idx_prev][:, hinge_adr]) / span
-            k += 1
         out.append(qvel)
     return out
 
