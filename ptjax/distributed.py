@@ -14,7 +14,10 @@ scheduler's job script sets them), else a single process. On CPU the collectives
 
 When a process dies, the others learn of it at their next collective (gloo: "connection closed by peer") or through
 the coordination service's missed heartbeats (`heartbeat_timeout_s`), whichever comes first; `fail_fast` turns
-either into one line naming the lost process(es) and an immediate exit instead of a hang at shutdown.
+either into one line naming the lost process(es) and an immediate exit instead of a hang at shutdown. When the
+service declares a process dead, JAX's runtime also ends every other process by itself (a fatal log line that lists
+the "unhealthy" tasks); the two race, so a survivor's log names the lost process in ptjax's line or, when the runtime
+wins, in the runtime's message (`lost_in_message` reads either).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from typing import Callable
 
 ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
@@ -127,6 +131,24 @@ def lost_processes() -> list[int]:
         return []
 
 
+# How the coordination service names a dead process: in a failed barrier ("Task 1 heartbeat timeout") and in the
+# error it propagates to every process ("The following tasks are unhealthy (stopped sending heartbeats):\n1\n").
+_TASK_TIMED_OUT = re.compile(r"task (\d+) heartbeat timeout", re.IGNORECASE)
+_UNHEALTHY_TASKS = re.compile(r"tasks are unhealthy \(stopped sending heartbeats\):\s*((?:\d+\s*)+)", re.IGNORECASE)
+_LOST = re.compile(r"lost process\(es\) ([\d, ]+) of the job")
+
+
+def lost_in_message(text: str) -> list[int]:
+    """The processes an error message or a log names as lost (ptjax's line or the coordination service's words),
+    sorted; empty when it names none. Reading the error needs no RPC, so the line is out before the runtime can end
+    the process."""
+    found = set()
+    for pattern in (_TASK_TIMED_OUT, _UNHEALTHY_TASKS, _LOST):
+        for match in pattern.finditer(text):
+            found.update(int(t) for t in re.findall(r"\d+", match.group(1)))
+    return sorted(found)
+
+
 _PEER_FAILURE = ("connection closed by peer", "gloo", "heartbeat", "unavailable", "connection reset",
                  "socket closed", "barrier")
 
@@ -149,6 +171,11 @@ def fail_fast(run: Callable[[], int], what: str = "ptjax") -> int:
     except Exception as error:  # noqa: BLE001
         me, n = jax.process_index(), jax.process_count()
         if is_peer_failure(error):
+            named = lost_in_message(str(error))
+            if named:
+                logger.error("%s: process %d of %d stops: lost process(es) %s of the job", what, me, n,
+                             ", ".join(map(str, named)))
+                os._exit(EXIT_LOST_PEER)
             logger.error("%s: process %d of %d: a collective failed (%s); asking the coordinator which process is "
                          "gone", what, me, n, str(error).splitlines()[0][:300])
             lost = lost_processes()

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from ptjax import coevolve, launch
+from ptjax import coevolve, distributed, launch
 from ptjax.data import load_clips
 
 from coevolve_common import CONFIG, DEVICES, ROOT, smoke_config
@@ -139,7 +139,8 @@ def test_two_processes_match_one_process_survive_a_kill_and_resume_in_either_lay
             log.close()
     survivor = (logs / "process_0.log").read_text()
     assert code != 0 and stopped_after < 60
-    assert "lost process(es) 1" in survivor, survivor[-3000:]
+    # ptjax's line, or the runtime's own fatal message when the coordination service's verdict ends it first.
+    assert distributed.lost_in_message(survivor) == [1], survivor[-3000:]
 
     # A checkpoint written by two processes restores in one process with two devices and finishes the run ...
     moved = str(tmp_path / "moved")

@@ -45,3 +45,22 @@ def test_a_bad_heartbeat_timeout_is_refused_before_joining(value, monkeypatch):
     monkeypatch.setenv("PTJAX_HEARTBEAT_TIMEOUT_S", value)
     with pytest.raises(ValueError, match="PTJAX_HEARTBEAT_TIMEOUT_S"):
         distributed.initialize(distributed.Layout("localhost:1", 2, 0))
+
+
+# Words of the runtime (jax 0.9.2's coordination service) and of ptjax, as the surviving process logged them.
+_BARRIER_ERROR = ("INTERNAL: Barrier failed because: task is set to ERROR: UNAVAILABLE: Task 1 heartbeat timeout. This "
+                  "indicates that the remote task has failed, got preempted, or crashed unexpectedly.")
+_RUNTIME_FATAL = ("F1202 00:47:10.682183   12978 client.h:80] Terminating process because the JAX distributed service "
+                  "detected fatal errors. absl::Status: UNAVAILABLE: The following tasks are unhealthy (stopped "
+                  "sending heartbeats):\n2\n3\nThe tasks have crashed. Check the task logs for an earlier error")
+
+
+@pytest.mark.parametrize("text, lost", [
+    (_BARRIER_ERROR, [1]),
+    (_RUNTIME_FATAL, [2, 3]),
+    ("ERROR:ptjax.distributed:ptjax coevolve: process 0 of 4 stops: lost process(es) 1, 3 of the job", [1, 3]),
+    ("UNKNOWN: Gloo AllGather failed: [pair.cc:547] Connection closed by peer [127.0.0.1]:57008", []),
+])
+def test_the_lost_process_is_read_from_the_runtimes_words(text, lost):
+    assert distributed.lost_in_message(text) == lost
+    assert distributed.is_peer_failure(RuntimeError(text)) or "lost process" in text
