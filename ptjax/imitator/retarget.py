@@ -79,6 +79,9 @@ def kinematic_tree(humanoid: Humanoid) -> KinematicTree:
                          np.asarray(humanoid.hinge_qpos_adr), np.asarray(humanoid.hinge_range), humanoid.nq)
 
 
+_axis_rotation_compiled = jax.jit(axis_rotation, static_argnums=0)
+
+
 # --- forward kinematics ----------------------------------------------------------------------------------------------
 
 def body_transforms(tree: KinematicTree, qpos: jax.Array, root_rot: jax.Array | None = None
@@ -87,6 +90,9 @@ def body_transforms(tree: KinematicTree, qpos: jax.Array, root_rot: jax.Array | 
 
     `root_rot` (..., 3, 3), when given, replaces the root quaternion qpos[3:7] (for differentiating without the
     quaternion's normalisation)."""
+    # Run op by op, each hinge's matrix was ~20 dispatched ops; one compiled call builds it from the same cos/sin
+    # (element-wise, so the same bits), while the products stay op by op (fused, they round differently).
+    hinge = axis_rotation if isinstance(qpos, jax.core.Tracer) else _axis_rotation_compiled
     rots, poss = [], []
     for b, parent in enumerate(tree.body_parent):
         if parent < 0:
@@ -96,7 +102,7 @@ def body_transforms(tree: KinematicTree, qpos: jax.Array, root_rot: jax.Array | 
             rot = rots[parent]
             pos = poss[parent] + jnp.einsum("...ij,j->...i", rot, jnp.asarray(tree.body_offset[b], qpos.dtype))
         for axis, adr in tree.body_hinges[b]:
-            rot = rot @ axis_rotation(axis, qpos[..., adr])
+            rot = rot @ hinge(axis, qpos[..., adr])
         rots.append(rot)
         poss.append(pos)
     return jnp.stack(poss, -2), jnp.stack(rots, -3)
