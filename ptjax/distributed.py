@@ -171,14 +171,11 @@ def fail_fast(run: Callable[[], int], what: str = "ptjax") -> int:
     except Exception as error:  # noqa: BLE001
         me, n = jax.process_index(), jax.process_count()
         if is_peer_failure(error):
-            named = lost_in_message(str(error))
-            if named:
-                logger.error("%s: process %d of %d stops: lost process(es) %s of the job", what, me, n,
-                             ", ".join(map(str, named)))
-                os._exit(EXIT_LOST_PEER)
-            logger.error("%s: process %d of %d: a collective failed (%s); asking the coordinator which process is "
-                         "gone", what, me, n, str(error).splitlines()[0][:300])
-            lost = lost_processes()
+            lost = lost_in_message(str(error))
+            if not lost:
+                logger.error("%s: process %d of %d: a collective failed (%s); asking the coordinator which process "
+                             "is gone", what, me, n, str(error).splitlines()[0][:300])
+                lost = lost_processes()
             who = f"process(es) {', '.join(map(str, lost))}" if lost else "another process"
             logger.error("%s: process %d of %d stops: lost %s of the job", what, me, n, who)
             os._exit(EXIT_LOST_PEER)
