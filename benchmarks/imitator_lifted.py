@@ -27,7 +27,7 @@ from ptjax import coevolve, parallel
 from ptjax.cli import use_cpu_cores
 from ptjax.config import get_config, split_overrides
 from ptjax.imitator.rollout import failsafe_rollout
-from ptjax.imitator.train import Imitator
+from ptjax.imitator import train as imitator
 
 
 def main() -> None:
@@ -52,9 +52,9 @@ def main() -> None:
     variant = get_config(args.config, overrides)
     config = ml_collections.ConfigDict(variant.imitator.to_dict())
     config.num_devices, config.fps = co.num_devices, float(variant.data.fps)
-    imitator = Imitator.create(config)
-    library = parallel.replicate(refs, imitator.mesh)
-    i_state = imitator.init(jax.random.PRNGKey(int(variant.seed) + 1), refs)
+    spec, mesh = imitator.make_spec(config), imitator.make_mesh(config)
+    library = parallel.replicate(refs, mesh)
+    i_state = imitator.init(jax.random.PRNGKey(int(variant.seed) + 1), spec, refs, mesh)
     if args.warm:
         i_state = i_state.replace(params=state.imitator.params, normalizer=state.imitator.normalizer,
                                   opt_state=state.imitator.opt_state)
@@ -62,7 +62,7 @@ def main() -> None:
 
     def evaluate(iteration: int) -> None:
         if args.zero_policy:
-            env = imitator.env
+            env = spec.env
             result = jax.jit(lambda lib: failsafe_rollout(
                 env, lambda obs: jnp.zeros(obs.shape[:-1] + (env.action_size,)), lib))(refs)
         else:
@@ -75,7 +75,7 @@ def main() -> None:
 
     evaluate(0)
     for it in range(1, 0 if args.zero_policy else args.iterations + 1):
-        i_state, _ = imitator.update(i_state, library)
+        i_state, _ = imitator.update(i_state, library, mesh)
         if it % args.eval_every == 0 or it == args.iterations:
             evaluate(it)
     emit({"benchmark": "imitator_lifted", **device_info(), "checkpoint": args.checkpoint, "step": args.step,

@@ -4,11 +4,12 @@
     python examples/imitate_clip.py --smoke --out-dir imitate_smoke
 
 The steps, in the Python API (what `ptjax imitate train` does with logging and checkpoints):
-  1. `Imitator.create(config)` builds the humanoid for the H36M skeleton, the MJX tracking env and PPO;
-  2. `imitator.references(motions)` retargets the clip (IK) to the body; `imitator.library` stacks references on
+  1. `imitator.make_spec(config)` builds the humanoid for the H36M skeleton, the MJX tracking env and PPO's
+     networks; `imitator.make_mesh(config)` the device mesh; `imitator.init(rng, spec, library, mesh)` the state;
+  2. `imitator.references(spec, motions)` retargets the clip (IK) to the body; `make_library` stacks references on
      device;
-  3. `imitator.update(state, library)` is one jitted PPO iteration (rollout, GAE, minibatch epochs), data-parallel
-     over the local devices;
+  3. `imitator.update(state, library, mesh)` is one jitted PPO iteration (rollout, GAE, minibatch epochs),
+     data-parallel over the local devices;
   4. `imitator.evaluate(state, library)` is the deterministic fail-safe rollout: simulated H36M joints per take;
   5. `ptjax.render.motion_video` renders the simulated body with MuJoCo (physics.gif).
 """
@@ -24,7 +25,8 @@ import jax
 from ptjax import parallel, render, viz
 from ptjax.data import load_clips
 from ptjax.imitator.config import default_config
-from ptjax.imitator.train import Imitator
+from ptjax.imitator import train as imitator
+from ptjax.imitator.env import make_library
 
 
 def main(argv=None) -> int:
@@ -43,14 +45,14 @@ def main(argv=None) -> int:
         args.iterations = 3
     os.makedirs(args.out_dir, exist_ok=True)
 
-    imitator = Imitator.create(config)
+    spec, mesh = imitator.make_spec(config), imitator.make_mesh(config)
     clip = load_clips([args.clip])[args.clip]
-    library = imitator.library(imitator.references([clip]))
-    state = imitator.init(jax.random.PRNGKey(0), library)
-    lib = parallel.replicate(library, imitator.mesh)
+    library = make_library(imitator.references(spec, [clip]))
+    state = imitator.init(jax.random.PRNGKey(0), spec, library, mesh)
+    lib = parallel.replicate(library, mesh)
     curve = []
     for it in range(args.iterations):
-        state, metrics = imitator.update(state, lib)
+        state, metrics = imitator.update(state, lib, mesh)
         curve.append({k: float(metrics[k]) for k in ("reward", "episode_length", "value_loss")})
         print(f"iteration {it + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in curve[-1].items()))
     result = imitator.evaluate(state, library)
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
     # The simulated body itself, rendered by MuJoCo beside the reference pose (skipped without a GL backend).
     ok, reason = render.available()
     if ok:
-        render.motion_video(imitator.humanoid.model, result.qpos[0, :n], os.path.join(args.out_dir, "physics.gif"),
+        render.motion_video(spec.env.humanoid.model, result.qpos[0, :n], os.path.join(args.out_dir, "physics.gif"),
                             fps=config.fps, reference_qpos=library.qpos[0, :n], max_frames=30 if args.smoke else None)
     else:
         print(f"no MuJoCo render: {reason}")

@@ -6,33 +6,32 @@ import pytest
 from conftest import small_imitator_config
 from ptjax import parallel, skeleton
 from ptjax.imitator import env as env_lib
-from ptjax.imitator.train import Imitator
+from ptjax.imitator import train as imitator
+from ptjax.imitator.env import make_library
 
 
 @pytest.fixture(scope="module")
 def setup(walk_reference):
     config = small_imitator_config()
-    imitator = Imitator.create(config)
-    library = imitator.library([walk_reference])
-    return imitator, library
+    return imitator.make_spec(config), imitator.make_mesh(config), make_library([walk_reference])
 
 
 @pytest.fixture(scope="module")
 def trained(setup):
     """Ten updates from a fixed seed, with their metrics."""
-    imitator, library = setup
-    state = imitator.init(jax.random.PRNGKey(0), library)
-    lib = parallel.replicate(library, imitator.mesh)
+    spec, mesh, library = setup
+    state = imitator.init(jax.random.PRNGKey(0), spec, library, mesh)
+    lib = parallel.replicate(library, mesh)
     history = []
     for _ in range(10):
-        state, metrics = imitator.update(state, lib)
+        state, metrics = imitator.update(state, lib, mesh)
         history.append({k: float(v) for k, v in metrics.items()})
     return state, history
 
 
 def test_env_reset_and_step_are_consistent(setup):
-    imitator, library = setup
-    env = imitator.env
+    spec, _, library = setup
+    env = spec.env
     state = jax.jit(env.reset)(jax.random.PRNGKey(1), library)
     assert state.obs.shape == (env.observation_size,) and np.all(np.isfinite(state.obs))
     step = jax.jit(env.step)
@@ -52,19 +51,19 @@ def test_env_reset_and_step_are_consistent(setup):
 
 
 def test_env_config_validation(setup):
-    imitator, _ = setup
+    spec, _, _ = setup
     config = env_lib.default_config()
     config.init = "sitting"
     with pytest.raises(ValueError, match="init"):
-        env_lib.TrackingEnv(imitator.humanoid, config)
+        env_lib.TrackingEnv(spec.env.humanoid, config)
     config = env_lib.default_config()
     config.reward_preset = "best"
     with pytest.raises(ValueError, match="reward_preset"):
-        env_lib.TrackingEnv(imitator.humanoid, config)
+        env_lib.TrackingEnv(spec.env.humanoid, config)
     with pytest.raises(ValueError, match="divisible"):
         bad = small_imitator_config()
         bad.num_envs = 10
-        Imitator.create(bad)
+        imitator.make_spec(bad)
 
 
 def test_ppo_update_runs_finite_and_learns(trained):
@@ -82,12 +81,12 @@ def test_ppo_update_runs_finite_and_learns(trained):
 
 
 def test_same_seed_same_metrics(setup, trained):
-    imitator, library = setup
+    spec, mesh, library = setup
     _, history = trained
-    state = imitator.init(jax.random.PRNGKey(0), library)
-    lib = parallel.replicate(library, imitator.mesh)
+    state = imitator.init(jax.random.PRNGKey(0), spec, library, mesh)
+    lib = parallel.replicate(library, mesh)
     for expected in history[:2]:
-        state, metrics = imitator.update(state, lib)
+        state, metrics = imitator.update(state, lib, mesh)
         for k, v in expected.items():
             assert float(metrics[k]) == v, k
 
@@ -97,24 +96,24 @@ def test_one_device_and_four_devices_agree(setup, trained, walk_reference):
     _, history = trained
     config = small_imitator_config()
     config.num_devices = 4
-    imitator4 = Imitator.create(config)
-    library = imitator4.library([walk_reference])
-    state = imitator4.init(jax.random.PRNGKey(0), library)
-    lib = parallel.replicate(library, imitator4.mesh)
+    spec, mesh4 = imitator.make_spec(config), imitator.make_mesh(config)
+    library = make_library([walk_reference])
+    state = imitator.init(jax.random.PRNGKey(0), spec, library, mesh4)
+    lib = parallel.replicate(library, mesh4)
     # The first update is the same computation split four ways: equal to float rounding.
-    state, metrics = imitator4.update(state, lib)
+    state, metrics = imitator.update(state, lib, mesh4)
     for k in ("reward", "joint_error", "value_loss", "policy_loss", "episode_return", "approx_kl", "entropy"):
         np.testing.assert_allclose(float(metrics[k]), history[0][k], rtol=1e-4, atol=1e-5, err_msg=k)
     # Afterwards rounding differences grow through large policy steps (approx KL ~0.6 at this tiny batch): the
     # rollout statistics stay close; the surrogate loss, a small difference of large terms, only roughly.
-    state, metrics = imitator4.update(state, lib)
+    state, metrics = imitator.update(state, lib, mesh4)
     for k in ("reward", "joint_error", "value_loss"):
         np.testing.assert_allclose(float(metrics[k]), history[1][k], rtol=5e-3, err_msg=k)
     np.testing.assert_allclose(float(metrics["policy_loss"]), history[1]["policy_loss"], atol=1e-2)
 
 
 def test_failsafe_rollout_covers_every_frame(setup, trained):
-    imitator, library = setup
+    _, _, library = setup
     state, _ = trained
     result = imitator.evaluate(state, library)
     n = int(library.lengths[0])
@@ -155,11 +154,10 @@ def test_failsafe_resets_restore_the_reference_and_the_residual_wrench_is_record
     """With failsafe_pose='reference' a reset puts the body in the reference's own state at that frame (where
     training episodes start); the rollout records the residual root force it applied and why it reset."""
     from ptjax.imitator.rollout import failsafe_rollout
-    _, library = setup
+    _, _, library = setup
     config = small_imitator_config()
     config.env.failsafe_pose = "reference"
-    imitator = Imitator.create(config)
-    env = imitator.env
+    env = imitator.make_spec(config).env
     push = jnp.zeros(env.action_size).at[env.nu + 1].set(3.0)  # a constant 300 N sideways: the body is knocked off
     result = jax.jit(lambda lib: failsafe_rollout(env, lambda obs: jnp.broadcast_to(push, (obs.shape[0],
                                                                                            env.action_size)), lib))(
@@ -177,23 +175,23 @@ def test_failsafe_resets_restore_the_reference_and_the_residual_wrench_is_record
     assert summary["residual_force_n"] == pytest.approx(300.0 * (n - 1) / n, rel=1e-3)
     with pytest.raises(ValueError, match="failsafe_pose"):
         config.env.failsafe_pose = "standing"
-        Imitator.create(config)
+        imitator.make_spec(config)
 
 
 def test_small_output_layer_starts_from_the_pd_tracker(setup):
     """policy_init_scale shrinks the policy mean's initial output layer: the untrained policy's actions are near
     zero (the PD servos on the reference), not random offsets of about one unit."""
     from ptjax.imitator.ppo import scale_output_layer
-    imitator, _ = setup
-    networks = imitator.ppo.networks
+    spec, _, _ = setup
+    networks, env = spec.networks, spec.env
     params = networks.policy_network.init(jax.random.PRNGKey(0))
-    obs = jax.random.normal(jax.random.PRNGKey(1), (64, imitator.env.observation_size))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (64, env.observation_size))
     from brax.training.acme import running_statistics
-    norm = running_statistics.init_state(jax.ShapeDtypeStruct((imitator.env.observation_size,), jnp.float32))
+    norm = running_statistics.init_state(jax.ShapeDtypeStruct((env.observation_size,), jnp.float32))
 
     def mean_action(p):
         out = np.asarray(networks.policy_network.apply(norm, p, obs))
-        return out[0] if out.ndim == 3 else out[:, :imitator.env.action_size]  # (mean, std) with a log-std
+        return out[0] if out.ndim == 3 else out[:, :env.action_size]  # (mean, std) with a log-std
 
     big, small = mean_action(params), mean_action(scale_output_layer(params, 0.01))
     assert np.abs(big).mean() > 0.1

@@ -125,7 +125,7 @@ def run_phase(co: CoEvolution, state: CoEvolutionState, name: str, current: dict
         fresh = config.imitator_from_scratch or (r == 1 and config.imitator_reinit_after_cold_start)
         if r > 0 and fresh:
             rng, k = jax.random.split(state.rng)
-            state = co.place(state.replace(rng=rng, imitator=co.imitator.init(k, state.references)))
+            state = co.place(state.replace(rng=rng, imitator=co.init_imitator(k, state.references)))
         state, last = co.learn(state, "imitator", imitator_iterations(config, r), log, progress)
         current["imitator_training"] = {k: last[k] for k in ("reward", "episode_length", "episode_return")
                                         if k in last}

@@ -29,7 +29,7 @@ AXIS = parallel.AXIS
 class CoEvolution:
     """The static parts (configs, the body, the env, the mesh, the takes) and the jitted step built on them."""
     config: ml_collections.ConfigDict
-    imitator: Any
+    imitator: Any                  # ptjax.imitator.ppo.PPOSpec: the body, its env, PPO's networks and optimiser
     mesh: jax.sharding.Mesh
     takes: list
     heldout: list
@@ -38,7 +38,7 @@ class CoEvolution:
 
     @classmethod
     def create(cls, config: ml_collections.ConfigDict) -> "CoEvolution":
-        from ptjax.imitator.train import Imitator
+        from ptjax.imitator import train as imitator_lib
 
         n = config.num_devices or len(jax.devices())
         if n > len(jax.devices()):
@@ -47,13 +47,14 @@ class CoEvolution:
         i_config = ml_collections.ConfigDict(config.imitator.to_dict())
         i_config.num_devices = n
         i_config.fps = float(config.data.fps)
-        imitator = Imitator.create(i_config)
+        imitator = imitator_lib.make_spec(i_config)
+        mesh = imitator_lib.make_mesh(i_config)
         takes, heldout = load_takes(config)
         num_h = int(config.num_hallucinated or len(takes))
         if num_h > len(takes):
             raise ValueError(f"num_hallucinated ({num_h}) cannot exceed the number of takes ({len(takes)}): "
                              "I's reference library keeps one shape")
-        return cls(config, imitator, imitator.mesh, takes, heldout, num_h)
+        return cls(config, imitator, mesh, takes, heldout, num_h)
 
     # -- shapes and shardings --
     @property
@@ -97,16 +98,27 @@ class CoEvolution:
         from ptjax import hallucinator as H
         return jax.jit(lambda rng: H.init(rng, self.config.hallucinator))
 
+    def init_imitator(self, rng: jax.Array, library) -> Any:
+        """A fresh PPO state (stacked over the mesh) tracking `library`."""
+        from ptjax.imitator import train as imitator_lib
+        return imitator_lib.init(rng, self.imitator, library, self.mesh)
+
+    def imitator_references(self, motions: Sequence[Motion]) -> list:
+        """`motions` retargeted to I's body."""
+        from ptjax.imitator import train as imitator_lib
+        return imitator_lib.references(self.imitator, motions)
+
     def library(self, refs) -> Any:
-        return self.imitator.library(refs, max_frames=self.max_frames, num_takes=len(self.takes))
+        from ptjax.imitator.env import make_library
+        return make_library(refs, max_frames=self.max_frames, num_takes=len(self.takes))
 
     def cold_start_library(self, seed: int):
         from ptjax.imitator import retarget
         rng = np.random.default_rng([seed, 0])
         trajs = random_root_trajectories(rng, len(self.takes), self.max_frames, self.fps, self.config.cold_start)
-        rest = np.asarray(self.imitator.humanoid.rest_qpos())
+        rest = np.asarray(self.imitator.env.humanoid.rest_qpos())
         qpos = np.stack([cold_start_qpos(rest, t) for t in trajs])
-        refs = retarget.references_from_qpos(self.imitator.humanoid, qpos, [len(q) for q in qpos], self.fps)
+        refs = retarget.references_from_qpos(self.imitator.env.humanoid, qpos, [len(q) for q in qpos], self.fps)
         return self.library(refs)
 
     def init(self, rng: jax.Array) -> CoEvolutionState:
@@ -116,7 +128,7 @@ class CoEvolution:
         n_takes = len(self.takes)
         state = CoEvolutionState(
             estimator=self.init_estimator(k_e),
-            imitator=self.imitator.init(k_i, library),
+            imitator=self.init_imitator(k_i, library),
             hallucinator=self.init_hallucinator(k_h),
             references=library,
             imitated=empty_buffer(self.imitated_block * (1 + int(self.config.replay_rounds)), self.max_frames,
@@ -129,7 +141,7 @@ class CoEvolution:
 
     # -- the step --
     def _ppo_sharded(self):
-        ppo = self.imitator.ppo
+        from ptjax.imitator import ppo
 
         def per_device(i_state, refs):
             i_state = jax.tree_util.tree_map(lambda x: x[0], i_state)
@@ -231,7 +243,7 @@ class CoEvolution:
             world = smooth_motion(est.camera_to_world(cam), take.fps, self.config.lift_root_smoothing_s,
                                   self.config.lift_pose_smoothing_s)
             motions.append(Motion(take.name, take.fps, world))
-        refs = self.imitator.references(motions)
+        refs = self.imitator_references(motions)
         ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
         # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
         train_eval = est.evaluate(state.estimator, self.takes)["mean"]
@@ -243,7 +255,8 @@ class CoEvolution:
                 ) -> tuple[list[np.ndarray], dict, list[np.ndarray], Any]:
         """Fail-safe rollouts of the first `count` references: (simulated joints per take, summary, per-take
         reset flags per frame, the whole `RolloutResult`)."""
-        result = self.imitator.evaluate(state.imitator, state.references)
+        from ptjax.imitator import train as imitator_lib
+        result = imitator_lib.evaluate(state.imitator, state.references)
         joints, lengths = np.asarray(result.joints), np.asarray(result.lengths)
         mask = np.asarray(result.reset_mask)
         summary = result.summary(count=count)
@@ -312,7 +325,7 @@ class CoEvolution:
         if not motions:
             return state, {"kept": 0, "sampled": 0}
         takes_library = state.references
-        state = state.replace(references=self.library(self.imitator.references(motions)))
+        state = state.replace(references=self.library(self.imitator_references(motions)))
         if self.config.refine_iterations:
             state, _ = self.learn(state, "imitator", int(self.config.refine_iterations), log, progress)
         seqs, summary, flags, _ = self.rollout(state, len(motions))
@@ -380,7 +393,7 @@ class CoEvolution:
         show the motion."""
         from ptjax import render
         n = int(result.lengths[0])
-        return render.motion_video(self.imitator.humanoid.model, np.asarray(result.qpos[0, :n]), path, fps=self.fps,
+        return render.motion_video(self.imitator.env.humanoid.model, np.asarray(result.qpos[0, :n]), path, fps=self.fps,
                                    reference_qpos=np.asarray(references.qpos[0, :n]),
                                    max_frames=int(self.config.gif_frames), fallback=lambda: None)
 

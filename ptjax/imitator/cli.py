@@ -10,15 +10,17 @@ import numpy as np
 from ptjax import distributed
 
 
-def _video(imitator, state, library, names, path):
+def _video(state, library, names, path):
     """Per take: the reference pose (left) and the simulated body (right) rendered by MuJoCo; skeleton drawings
     where no GL backend is available (ptjax.render)."""
     from ptjax import render, viz
-    result = imitator.evaluate(state, library)  # every process of a job (it reads the stacked state) ...
+    from ptjax.imitator import train as train_lib
+    result = train_lib.evaluate(state, library)  # every process of a job (it reads the stacked state) ...
     if not distributed.is_main():               # ... process 0 draws
         return []
     joints, ref, lengths = np.asarray(result.joints), np.asarray(result.reference), np.asarray(result.lengths)
     qpos, ref_qpos = np.asarray(result.qpos), np.asarray(library.qpos)
+    fps = state.spec.config.fps
     base, ext = os.path.splitext(path)
     outputs = []
     for i, name in enumerate(names):
@@ -27,9 +29,9 @@ def _video(imitator, state, library, names, path):
 
         def skeletons(i=i, n=n, out=out):
             return viz.animate_overlay({"reference": ref[i, :n], "simulation": joints[i, :n]}, out,
-                                       fps=imitator.config.fps)
+                                       fps=fps)
 
-        render.motion_video(imitator.humanoid.model, qpos[i, :n], out, fps=imitator.config.fps,
+        render.motion_video(state.spec.env.humanoid.model, qpos[i, :n], out, fps=fps,
                             reference_qpos=ref_qpos[i, :n], fallback=skeletons)
         outputs.append(out)
     return outputs
@@ -41,12 +43,13 @@ def _train(args, overrides) -> int:
     config = get_config(args.config, overrides)
     if "imitator" not in config:
         raise ValueError(f"{args.config} has no 'imitator' section")
-    imitator, state, history = train_lib.train(config.imitator, args.workdir, resume=args.resume)
+    state, _ = train_lib.train(config.imitator, args.workdir, resume=args.resume)
     if args.video:
         names = list(config.imitator.clips)
         from ptjax.data import load_clips
-        library = imitator.library(imitator.references(list(load_clips(names).values())))
-        for out in _video(imitator, state, library, names, args.video):
+        from ptjax.imitator.env import make_library
+        library = make_library(train_lib.references(state.spec, list(load_clips(names).values())))
+        for out in _video(state, library, names, args.video):
             print(f"wrote {out}")
     return 0
 
@@ -55,8 +58,8 @@ def _eval(args, overrides) -> int:
     from ptjax.imitator import train as train_lib
     if not os.path.isdir(os.path.join(args.workdir, "checkpoints")):
         raise ValueError(f"{args.workdir} holds no imitator checkpoints (run `ptjax imitate train` first)")
-    imitator, state, library, names = train_lib.load(args.workdir)
-    summary = imitator.evaluate(state, library).summary(names)
+    state, library, names = train_lib.load(args.workdir)
+    summary = train_lib.evaluate(state, library).summary(names)
     print(f"{'take':24s} {'frames':>6s} {'resets':>6s} {'G-MPJPE':>9s} {'MPJPE':>8s}")
     for name, t in summary["takes"].items():
         print(f"{name:24s} {t['frames']:6d} {t['resets']:6d} {t['g_mpjpe_mm']:8.1f}  {t['mpjpe_mm']:7.1f}")
@@ -66,7 +69,7 @@ def _eval(args, overrides) -> int:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
     if args.video:
-        for out in _video(imitator, state, library, names, args.video):
+        for out in _video(state, library, names, args.video):
             print(f"wrote {out}")
     return 0
 

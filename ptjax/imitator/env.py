@@ -283,7 +283,8 @@ class TrackingEnv:
             ]
         return jnp.concatenate(proprio + task)
 
-    def _reward(self, data, pos, rot, joints, action, refs, take, frame):
+    def reward(self, data, pos, rot, joints, action, refs, take, frame):
+        """(weighted reward, each term exp(-k * error), the reference joints) after a step, at `frame` of `take`."""
         w, k = self.weights, self.kernels
         r_qpos, r_qvel, r_joints, r_pos, r_quat = self.reference_frame(refs, take, frame)
         r_rot = quat_to_matrix(r_quat)
@@ -418,7 +419,7 @@ class TrackingEnv:
         data = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), data, state.pipeline_state)
         pos, rot = self.body_kinematics(data.qpos)
         joints = self.joint_positions(pos, rot)
-        reward, terms, r_joints = self._reward(data, pos, rot, joints, action, refs, take, frame)
+        reward, terms, r_joints = self.reward(data, pos, rot, joints, action, refs, take, frame)
         fell, joint_error = failure(joints, r_joints, c)
         steps = state.info["steps"] + 1
         ref_end = frame + 1 >= refs.lengths[take]
@@ -465,7 +466,7 @@ class BraxTrackingEnv:
         take, frame = state.info["take"], state.info["frame"] + 1
         pos, rot = env.body_kinematics(data.qpos)
         joints = env.joint_positions(pos, rot)
-        reward, terms, r_joints = env._reward(data, pos, rot, joints, action, self.refs, take, frame)
+        reward, terms, r_joints = env.reward(data, pos, rot, joints, action, self.refs, take, frame)
         done = failure(joints, r_joints, env.config)[0] | ~jnp.all(jnp.isfinite(data.qpos))
         info = dict(state.info)
         info.update(frame=jnp.minimum(frame, self.refs.lengths[take] - 2))

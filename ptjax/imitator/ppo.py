@@ -1,4 +1,5 @@
-"""PPO as small pure functions: `init`, `rollout`, `compute_loss`, `update` -- one jitted `update(state, refs)`.
+"""PPO as small pure functions: `make_spec`, `init`, `act`, `rollout`, `compute_loss`, `update` -- one jitted
+`update(state, refs)`; the static parts (`PPOSpec`) ride in the state, as the estimator's and hallucinator's do.
 
 Built from brax.training pieces (policy/value networks and their action distribution, the running observation
 normaliser, GAE) composed in the PureJaxRL style: the whole iteration -- `unroll_length` steps of every humanoid,
@@ -13,6 +14,8 @@ to float summation order.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 
 import flax.struct
 import jax
@@ -53,6 +56,20 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class PPOSpec:
+    """PPO's static parts: the environment, the config, brax's networks and their action distribution, the
+    optimiser. Equal only to itself, so it can sit in a state's tree definition and key jit's cache."""
+    env: TrackingEnv
+    config: ml_collections.ConfigDict
+    networks: ppo_networks.PPONetworks
+    optimizer: optax.GradientTransformation
+
+    @property
+    def distribution(self):
+        return self.networks.parametric_action_distribution
+
+
 @flax.struct.dataclass
 class PPOState:
     params: brax_losses.PPONetworkParams
@@ -63,6 +80,7 @@ class PPOState:
     env_offset: jax.Array       # () int32: global index of this device's first environment
     env_steps: jax.Array        # () float32: environment steps taken so far (all devices)
     iteration: jax.Array        # () int32
+    spec: PPOSpec = flax.struct.field(pytree_node=False)
 
 
 def _validate(config, num_envs_local: int | None = None):
@@ -80,173 +98,196 @@ def _validate(config, num_envs_local: int | None = None):
         raise ValueError("discounting must be in (0, 1] and gae_lambda in [0, 1]")
 
 
-class PPO:
-    """Static parts (networks, optimiser, environment) and the pure functions over `PPOState`."""
+def make_spec(env: TrackingEnv, config: ml_collections.ConfigDict | None = None) -> PPOSpec:
+    """brax's policy and value networks (a Gaussian policy with a learned log-std) and the optimiser (global-norm
+    clipping, then Adam with separate policy and value rates) for `env` and a validated `config`."""
+    c = config or default_config()
+    _validate(c)
+    preprocess = running_statistics.normalize if c.normalize_observations else (lambda x, y: x)
+    networks = ppo_networks.make_ppo_networks(
+        env.observation_size, env.action_size, preprocess_observations_fn=preprocess,
+        policy_hidden_layer_sizes=tuple(c.policy_hidden), value_hidden_layer_sizes=tuple(c.value_hidden),
+        activation=getattr(linen, c.activation), distribution_type="normal", noise_std_type="log",
+        init_noise_std=float(jnp.exp(c.init_log_std)))
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(c.max_grad_norm),
+        optax.multi_transform({"policy": optax.adam(c.learning_rate), "value": optax.adam(c.value_learning_rate)},
+                              lambda p: brax_losses.PPONetworkParams(policy="policy", value="value")))
+    return PPOSpec(env=env, config=c, networks=networks, optimizer=optimizer)
 
-    def __init__(self, env: TrackingEnv, config: ml_collections.ConfigDict | None = None):
-        self.env = env
-        self.config = config or default_config()
-        _validate(self.config)
-        c = self.config
-        preprocess = running_statistics.normalize if c.normalize_observations else (lambda x, y: x)
-        self.networks = ppo_networks.make_ppo_networks(
-            env.observation_size, env.action_size, preprocess_observations_fn=preprocess,
-            policy_hidden_layer_sizes=tuple(c.policy_hidden), value_hidden_layer_sizes=tuple(c.value_hidden),
-            activation=getattr(linen, c.activation), distribution_type="normal", noise_std_type="log",
-            init_noise_std=float(jnp.exp(c.init_log_std)))
-        self.distribution = self.networks.parametric_action_distribution
-        self.optimizer = optax.chain(
-            optax.clip_by_global_norm(c.max_grad_norm),
-            optax.multi_transform({"policy": optax.adam(c.learning_rate), "value": optax.adam(c.value_learning_rate)},
-                                  lambda p: brax_losses.PPONetworkParams(policy="policy", value="value")))
 
-    # --- state ---
-    def init(self, rng: jax.Array, refs: ReferenceLibrary, num_envs_local: int | None = None,
-             env_offset: int = 0) -> PPOState:
-        c = self.config
-        num_envs_local = num_envs_local or c.num_envs
-        _validate(c, num_envs_local)
-        k_policy, k_value, k_env, rng = jax.random.split(rng, 4)
-        params = brax_losses.PPONetworkParams(policy=self.networks.policy_network.init(k_policy),
-                                               value=self.networks.value_network.init(k_value))
-        # Strong float32 leaves everywhere: `update` must return exactly the types it takes, or every call after the
-        # first recompiles (brax initialises the log-std weakly typed and std_eps as a Python float).
-        params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
-        params = params.replace(policy=scale_output_layer(params.policy, c.get("policy_init_scale", 1.0)))
-        normalizer = running_statistics.init_state(
-            jax.ShapeDtypeStruct((self.env.observation_size,), jnp.float32))
-        normalizer = normalizer.replace(std_eps=jnp.asarray(normalizer.std_eps, jnp.float32))
-        env_keys = jax.vmap(lambda i: jax.random.fold_in(k_env, i))(env_offset + jnp.arange(num_envs_local))
-        env_state = jax.vmap(self.env.reset, in_axes=(0, None))(env_keys, refs)
-        return PPOState(params=params, opt_state=self.optimizer.init(params), normalizer=normalizer,
-                        env_state=env_state, rng=rng, env_offset=jnp.asarray(env_offset, jnp.int32),
-                        env_steps=jnp.zeros((), jnp.float32), iteration=jnp.zeros((), jnp.int32))
+# --- state ----------------------------------------------------------------------------------------------------------
 
-    # --- acting ---
-    def _env_keys(self, key, env_state, offset):
-        n = env_state.reward.shape[0]
-        return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n))
+def init(rng: jax.Array, spec: PPOSpec, refs: ReferenceLibrary, num_envs_local: int | None = None,
+         env_offset: int = 0) -> PPOState:
+    """Fresh networks, optimiser and normaliser, and `num_envs_local` environments (global indices from
+    `env_offset`) reset on `refs`."""
+    c = spec.config
+    num_envs_local = num_envs_local or c.num_envs
+    _validate(c, num_envs_local)
+    k_policy, k_value, k_env, rng = jax.random.split(rng, 4)
+    params = brax_losses.PPONetworkParams(policy=spec.networks.policy_network.init(k_policy),
+                                           value=spec.networks.value_network.init(k_value))
+    # Strong float32 leaves everywhere: `update` must return exactly the types it takes, or every call after the
+    # first recompiles (brax initialises the log-std weakly typed and std_eps as a Python float).
+    params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
+    params = params.replace(policy=scale_output_layer(params.policy, c.get("policy_init_scale", 1.0)))
+    normalizer = running_statistics.init_state(jax.ShapeDtypeStruct((spec.env.observation_size,), jnp.float32))
+    normalizer = normalizer.replace(std_eps=jnp.asarray(normalizer.std_eps, jnp.float32))
+    env_keys = jax.vmap(lambda i: jax.random.fold_in(k_env, i))(env_offset + jnp.arange(num_envs_local))
+    env_state = jax.vmap(spec.env.reset, in_axes=(0, None))(env_keys, refs)
+    return PPOState(params=params, opt_state=spec.optimizer.init(params), normalizer=normalizer,
+                    env_state=env_state, rng=rng, env_offset=jnp.asarray(env_offset, jnp.int32),
+                    env_steps=jnp.zeros((), jnp.float32), iteration=jnp.zeros((), jnp.int32), spec=spec)
 
-    def act(self, params, normalizer, obs, keys=None, deterministic: bool = False):
-        """obs (B, obs) -> actions (B, A) and the extras PPO needs (raw action, log prob, distribution)."""
-        logits = self.networks.policy_network.apply(normalizer, params.policy, obs)
-        if deterministic:
-            return self.distribution.mode(logits), {}
-        raw = jax.vmap(self.distribution.sample_no_postprocessing)(logits, keys)
-        log_prob = self.distribution.log_prob(logits, raw)
-        return self.distribution.postprocess(raw), {"raw_action": raw, "log_prob": log_prob, "logits": logits}
 
-    def rollout(self, params, normalizer, env_state, key, refs, offset, length: int):
-        """`length` steps of every local environment. Returns the final env state and [T, B] transitions."""
-        step_env = jax.vmap(self.env.step, in_axes=(0, 0, None))
+# --- acting ---------------------------------------------------------------------------------------------------------
 
-        def one_step(carry, step_key):
-            state = carry
-            action, extras = self.act(params, normalizer, state.obs, self._env_keys(step_key, state, offset))
-            nxt = step_env(state, action, refs)
-            transition = {
-                "obs": state.obs, "next_obs": nxt.obs, "action": action, "reward": nxt.reward,
-                "done": nxt.done, "truncation": nxt.info["truncation"], **extras,
-                "done_return": nxt.info["done_return"], "done_length": nxt.info["done_length"],
-                "nan_reset": nxt.info["nan_reset"], "fell": nxt.info["fell"],
-                "joint_error": nxt.metrics["joint_error"],
-            }
-            return nxt, transition
+def _env_keys(key, env_state, offset):
+    """One key per environment, from its global index (so 1 and N devices draw the same noise)."""
+    n = env_state.reward.shape[0]
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n))
 
-        return jax.lax.scan(one_step, env_state, jax.random.split(key, length))
 
-    # --- learning ---
-    def compute_loss(self, params, normalizer, data, axis_name: str | None = None):
-        """PPO clipped-surrogate loss on [T, B] data (one minibatch of environments)."""
-        c = self.config
-        value_apply = self.networks.value_network.apply
-        logits = self.networks.policy_network.apply(normalizer, params.policy, data["obs"])
-        values = value_apply(normalizer, params.value, data["obs"])
-        bootstrap = value_apply(normalizer, params.value, data["next_obs"][-1])
-        truncation = data["truncation"]
-        termination = data["done"] * (1 - truncation)
-        vs, advantages = brax_losses.compute_gae(
-            truncation=truncation, termination=termination, rewards=data["reward"] * c.reward_scaling,
-            values=values, bootstrap_value=bootstrap, lambda_=c.gae_lambda, discount=c.discounting)
-        # Advantage normalisation over the global minibatch (all devices).
-        mean = pmean_tree(jnp.mean(advantages), axis_name)
-        var = pmean_tree(jnp.mean((advantages - mean) ** 2), axis_name)
-        advantages = (advantages - mean) / (jnp.sqrt(var) + 1e-8)
-        log_prob = self.distribution.log_prob(logits, data["raw_action"])
-        ratio = jnp.exp(log_prob - data["log_prob"])
-        policy_loss = -jnp.mean(jnp.minimum(ratio * advantages,
-                                            jnp.clip(ratio, 1 - c.clipping_epsilon, 1 + c.clipping_epsilon)
-                                            * advantages))
-        value_loss = 0.5 * c.value_coefficient * jnp.mean((vs - values) ** 2)
-        entropy = jnp.mean(self.distribution.entropy(logits, jax.random.PRNGKey(0)))
-        loss = policy_loss + value_loss - c.entropy_cost * entropy
-        approx_kl = jnp.mean(data["log_prob"] - log_prob)
-        clip_fraction = jnp.mean((jnp.abs(ratio - 1) > c.clipping_epsilon).astype(jnp.float32))
-        return loss, {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
-                      "approx_kl": approx_kl, "clip_fraction": clip_fraction}
+def act(spec: PPOSpec, params, normalizer, obs, keys=None, deterministic: bool = False):
+    """obs (B, obs) -> actions (B, A) and the extras PPO needs (raw action, log prob, distribution)."""
+    logits = spec.networks.policy_network.apply(normalizer, params.policy, obs)
+    if deterministic:
+        return spec.distribution.mode(logits), {}
+    raw = jax.vmap(spec.distribution.sample_no_postprocessing)(logits, keys)
+    log_prob = spec.distribution.log_prob(logits, raw)
+    return spec.distribution.postprocess(raw), {"raw_action": raw, "log_prob": log_prob, "logits": logits}
 
-    def update(self, state: PPOState, refs: ReferenceLibrary, axis_name: str | None = None
-               ) -> tuple[PPOState, dict]:
-        """One PPO iteration: rollout -> normaliser update -> epochs of minibatch gradient steps."""
-        c = self.config
-        rng, k_roll, k_epochs = jax.random.split(state.rng, 3)
-        env_state, data = self.rollout(state.params, state.normalizer, state.env_state, k_roll, refs,
-                                       state.env_offset, c.unroll_length)
-        # The loss uses the normaliser the rollout acted with, so the probability ratios compare like with like;
-        # the statistics are updated after the epochs, for the next rollout.
-        normalizer = state.normalizer
-        num_envs_local = data["reward"].shape[1]
-        m = c.num_minibatches
-        # Minibatch m = environments with global index = m (mod M); the order of minibatches is shuffled per epoch
-        # with a key shared by all devices.
-        global_index = state.env_offset + jnp.arange(num_envs_local)
-        order = jnp.argsort(global_index % m, stable=True)
-        learn = {k: v for k, v in data.items() if k in ("obs", "next_obs", "reward", "done", "truncation",
-                                                      "raw_action", "log_prob")}
-        grouped = jax.tree_util.tree_map(
-            lambda x: jnp.swapaxes(x[:, order].reshape((x.shape[0], m, num_envs_local // m) + x.shape[2:]), 0, 1),
-            learn)  # [M, T, B/M, ...]
 
-        grad_fn = jax.value_and_grad(self.compute_loss, has_aux=True)
+def rollout(spec: PPOSpec, params, normalizer, env_state, key, refs, offset, length: int):
+    """`length` steps of every local environment. Returns the final env state and [T, B] transitions."""
+    step_env = jax.vmap(spec.env.step, in_axes=(0, 0, None))
 
-        def minibatch_step(carry, index):
-            params, opt_state = carry
-            batch = jax.tree_util.tree_map(lambda x: x[index], grouped)
-            (_, metrics), grads = grad_fn(params, normalizer, batch, axis_name)
-            grads = pmean_tree(grads, axis_name)
-            updates, opt_state = self.optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), metrics
+    def one_step(carry, step_key):
+        state = carry
+        action, extras = act(spec, params, normalizer, state.obs, _env_keys(step_key, state, offset))
+        nxt = step_env(state, action, refs)
+        transition = {
+            "obs": state.obs, "next_obs": nxt.obs, "action": action, "reward": nxt.reward,
+            "done": nxt.done, "truncation": nxt.info["truncation"], **extras,
+            "done_return": nxt.info["done_return"], "done_length": nxt.info["done_length"],
+            "nan_reset": nxt.info["nan_reset"], "fell": nxt.info["fell"],
+            "joint_error": nxt.metrics["joint_error"],
+        }
+        return nxt, transition
 
-        def epoch(carry, key):
-            return jax.lax.scan(minibatch_step, carry, jax.random.permutation(key, m))
+    return jax.lax.scan(one_step, env_state, jax.random.split(key, length))
 
-        (params, opt_state), loss_metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                                         jax.random.split(k_epochs, c.num_epochs))
-        # A non-finite update is dropped (the run keeps its last good parameters) and counted.
-        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(params)]))
-        finite = _pmin(finite, axis_name)
-        params = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), params, state.params)
-        opt_state = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), opt_state, state.opt_state)
 
-        if c.normalize_observations:
-            normalizer = running_statistics.update(normalizer, data["obs"], pmap_axis_name=axis_name)
-        episodes = _psum(jnp.sum(data["done"]), axis_name)
-        means = {k: jnp.mean(v) for k, v in loss_metrics.items()}
-        means.update(reward=jnp.mean(data["reward"]), joint_error=jnp.mean(data["joint_error"]),
-                     action_std=jnp.mean(jnp.exp(params.policy["params"]["std_logparam"]["log_value"])))
-        metrics = pmean_tree(means, axis_name)  # one all-reduce for every averaged metric
-        metrics.update(
-            episodes=episodes,
-            episode_return=_psum(jnp.sum(data["done_return"]), axis_name) / jnp.maximum(episodes, 1.0),
-            episode_length=_psum(jnp.sum(data["done_length"]), axis_name) / jnp.maximum(episodes, 1.0),
-            fall_rate=_psum(jnp.sum(data["fell"]), axis_name) / jnp.maximum(episodes, 1.0),
-            nan_resets=_psum(jnp.sum(data["nan_reset"]), axis_name),
-            nonfinite_update=1.0 - finite.astype(jnp.float32),
-        )
-        env_steps = state.env_steps + _psum(jnp.asarray(data["reward"].size, jnp.float32), axis_name)
-        new_state = state.replace(params=params, opt_state=opt_state, normalizer=normalizer, env_state=env_state,
-                                  rng=rng, env_steps=env_steps, iteration=state.iteration + 1)
-        return new_state, metrics
+# --- learning -------------------------------------------------------------------------------------------------------
+
+def compute_loss(spec: PPOSpec, params, normalizer, data, axis_name: str | None = None):
+    """PPO clipped-surrogate loss on [T, B] data (one minibatch of environments)."""
+    c = spec.config
+    value_apply = spec.networks.value_network.apply
+    logits = spec.networks.policy_network.apply(normalizer, params.policy, data["obs"])
+    values = value_apply(normalizer, params.value, data["obs"])
+    bootstrap = value_apply(normalizer, params.value, data["next_obs"][-1])
+    truncation = data["truncation"]
+    termination = data["done"] * (1 - truncation)
+    vs, advantages = brax_losses.compute_gae(
+        truncation=truncation, termination=termination, rewards=data["reward"] * c.reward_scaling,
+        values=values, bootstrap_value=bootstrap, lambda_=c.gae_lambda, discount=c.discounting)
+    # Advantage normalisation over the global minibatch (all devices).
+    mean = pmean_tree(jnp.mean(advantages), axis_name)
+    var = pmean_tree(jnp.mean((advantages - mean) ** 2), axis_name)
+    advantages = (advantages - mean) / (jnp.sqrt(var) + 1e-8)
+    log_prob = spec.distribution.log_prob(logits, data["raw_action"])
+    ratio = jnp.exp(log_prob - data["log_prob"])
+    policy_loss = -jnp.mean(jnp.minimum(ratio * advantages,
+                                        jnp.clip(ratio, 1 - c.clipping_epsilon, 1 + c.clipping_epsilon)
+                                        * advantages))
+    value_loss = 0.5 * c.value_coefficient * jnp.mean((vs - values) ** 2)
+    entropy = jnp.mean(spec.distribution.entropy(logits, jax.random.PRNGKey(0)))
+    loss = policy_loss + value_loss - c.entropy_cost * entropy
+    approx_kl = jnp.mean(data["log_prob"] - log_prob)
+    clip_fraction = jnp.mean((jnp.abs(ratio - 1) > c.clipping_epsilon).astype(jnp.float32))
+    return loss, {"loss": loss, "policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
+                  "approx_kl": approx_kl, "clip_fraction": clip_fraction}
+
+
+def _minibatches(data: dict, env_offset, num_minibatches: int) -> dict:
+    """[T, B] learning data -> [M, T, B/M]: minibatch m = the environments whose global index is m (mod M)."""
+    num_envs_local = data["reward"].shape[1]
+    m = num_minibatches
+    global_index = env_offset + jnp.arange(num_envs_local)
+    order = jnp.argsort(global_index % m, stable=True)
+    learn = {k: v for k, v in data.items() if k in ("obs", "next_obs", "reward", "done", "truncation",
+                                                  "raw_action", "log_prob")}
+    return jax.tree_util.tree_map(
+        lambda x: jnp.swapaxes(x[:, order].reshape((x.shape[0], m, num_envs_local // m) + x.shape[2:]), 0, 1),
+        learn)
+
+
+def _learn(spec: PPOSpec, state: PPOState, normalizer, grouped: dict, key, axis_name):
+    """`num_epochs` passes over the minibatches (their order shuffled per epoch with a key shared by all devices);
+    returns (params, opt_state, loss metrics [epochs, M])."""
+    c = spec.config
+    grad_fn = jax.value_and_grad(functools.partial(compute_loss, spec), has_aux=True)
+
+    def minibatch_step(carry, index):
+        params, opt_state = carry
+        batch = jax.tree_util.tree_map(lambda x: x[index], grouped)
+        (_, metrics), grads = grad_fn(params, normalizer, batch, axis_name)
+        grads = pmean_tree(grads, axis_name)
+        updates, opt_state = spec.optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), metrics
+
+    def epoch(carry, epoch_key):
+        return jax.lax.scan(minibatch_step, carry, jax.random.permutation(epoch_key, c.num_minibatches))
+
+    (params, opt_state), loss_metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                                     jax.random.split(key, c.num_epochs))
+    return params, opt_state, loss_metrics
+
+
+def _metrics(data: dict, loss_metrics: dict, params, finite, axis_name) -> dict:
+    """Means over devices of the losses, reward, joint error and action noise; episode statistics summed over
+    devices and divided by the episodes that ended."""
+    episodes = _psum(jnp.sum(data["done"]), axis_name)
+    means = {k: jnp.mean(v) for k, v in loss_metrics.items()}
+    means.update(reward=jnp.mean(data["reward"]), joint_error=jnp.mean(data["joint_error"]),
+                 action_std=jnp.mean(jnp.exp(params.policy["params"]["std_logparam"]["log_value"])))
+    metrics = pmean_tree(means, axis_name)  # one all-reduce for every averaged metric
+    metrics.update(
+        episodes=episodes,
+        episode_return=_psum(jnp.sum(data["done_return"]), axis_name) / jnp.maximum(episodes, 1.0),
+        episode_length=_psum(jnp.sum(data["done_length"]), axis_name) / jnp.maximum(episodes, 1.0),
+        fall_rate=_psum(jnp.sum(data["fell"]), axis_name) / jnp.maximum(episodes, 1.0),
+        nan_resets=_psum(jnp.sum(data["nan_reset"]), axis_name),
+        nonfinite_update=1.0 - finite.astype(jnp.float32),
+    )
+    return metrics
+
+
+def update(state: PPOState, refs: ReferenceLibrary, axis_name: str | None = None) -> tuple[PPOState, dict]:
+    """One PPO iteration: rollout -> epochs of minibatch gradient steps -> normaliser update."""
+    spec, c = state.spec, state.spec.config
+    rng, k_roll, k_epochs = jax.random.split(state.rng, 3)
+    env_state, data = rollout(spec, state.params, state.normalizer, state.env_state, k_roll, refs,
+                              state.env_offset, c.unroll_length)
+    # The loss uses the normaliser the rollout acted with, so the probability ratios compare like with like;
+    # the statistics are updated after the epochs, for the next rollout.
+    normalizer = state.normalizer
+    grouped = _minibatches(data, state.env_offset, c.num_minibatches)
+    params, opt_state, loss_metrics = _learn(spec, state, normalizer, grouped, k_epochs, axis_name)
+    # A non-finite update is dropped (the run keeps its last good parameters) and counted.
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(params)]))
+    finite = _pmin(finite, axis_name)
+    params = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), params, state.params)
+    opt_state = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), opt_state, state.opt_state)
+    if c.normalize_observations:
+        normalizer = running_statistics.update(normalizer, data["obs"], pmap_axis_name=axis_name)
+    metrics = _metrics(data, loss_metrics, params, finite, axis_name)
+    env_steps = state.env_steps + _psum(jnp.asarray(data["reward"].size, jnp.float32), axis_name)
+    new_state = state.replace(params=params, opt_state=opt_state, normalizer=normalizer, env_state=env_state,
+                              rng=rng, env_steps=env_steps, iteration=state.iteration + 1)
+    return new_state, metrics
 
 
 def scale_output_layer(policy_params, scale: float):

@@ -1,13 +1,13 @@
 """Training the imitator standalone: references from motions, data-parallel PPO, logging, checkpoints, evaluation.
 
-`Imitator` bundles the static parts (humanoid, environment, PPO, device mesh, compiled update); its state is the
-data-parallel `PPOState` (leading device axis). `train(config, workdir)` is what `ptjax imitate train` runs; the
-co-evolution driver uses the same `Imitator` with references retargeted from the estimator's output.
+Pure functions over the data-parallel `PPOState` (leading device axis), whose `spec` holds the static parts (body,
+environment, networks, optimiser): `make_spec`, `make_mesh`, `references`, `init`, `update`, `policy`, `evaluate`.
+`train(config, workdir)` is what `ptjax imitate train` runs; the co-evolution uses the same functions with
+references retargeted from the estimator's output.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -24,7 +24,7 @@ from ptjax.data import Motion, load_clips
 from ptjax.imitator import humanoid as humanoid_lib
 from ptjax.imitator import retarget
 from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, make_library
-from ptjax.imitator.ppo import PPO, PPOState
+from ptjax.imitator import ppo
 from ptjax.imitator.rollout import RolloutResult, failsafe_rollout
 
 logger = logging.getLogger(__name__)
@@ -60,60 +60,62 @@ def build_humanoid(config, motions: Sequence[Motion] | None = None) -> humanoid_
     return humanoid_lib.build(shape, sim)
 
 
-@dataclasses.dataclass
-class Imitator:
-    config: ml_collections.ConfigDict
-    humanoid: humanoid_lib.Humanoid
-    env: TrackingEnv
-    ppo: PPO
-    mesh: jax.sharding.Mesh
+def make_spec(config, motions: Sequence[Motion] | None = None) -> ppo.PPOSpec:
+    """The imitator's static parts for `config`: the body (measured from `motions` where `body.shape='motion'`),
+    its tracking env (`spec.env`, the body as `spec.env.humanoid`), PPO's networks and optimiser."""
+    body = build_humanoid(config, motions)
+    return ppo.make_spec(TrackingEnv(body, config.env), config)
 
-    @classmethod
-    def create(cls, config, motions: Sequence[Motion] | None = None) -> "Imitator":
-        body = build_humanoid(config, motions)
-        env = TrackingEnv(body, config.env)
-        ppo = PPO(env, config)
-        n = config.num_devices or len(jax.devices())
-        mesh = parallel.make_mesh(n)
-        if config.num_envs % n:
-            raise ValueError(f"num_envs ({config.num_envs}) must be divisible by the device count ({n})")
-        return cls(config, body, env, ppo, mesh)
 
-    @property
-    def num_devices(self) -> int:
-        return parallel.num_devices(self.mesh)
+def make_mesh(config) -> jax.sharding.Mesh:
+    """The device mesh of `config.num_devices` (0: every visible device); the humanoids split evenly over it."""
+    n = config.num_devices or len(jax.devices())
+    mesh = parallel.make_mesh(n)
+    if config.num_envs % n:
+        raise ValueError(f"num_envs ({config.num_envs}) must be divisible by the device count ({n})")
+    return mesh
 
-    def references(self, motions: Sequence[Motion]) -> list[retarget.ReferenceMotion]:
-        return retarget.retarget_many(self.humanoid, motions, retarget_config(self.config))
 
-    def library(self, refs: Sequence[retarget.ReferenceMotion], **kwargs) -> ReferenceLibrary:
-        return make_library(refs, **kwargs)
+def references(spec: ppo.PPOSpec, motions: Sequence[Motion]) -> list[retarget.ReferenceMotion]:
+    """`motions` retargeted to the body of `spec` (IK per frame, then velocities), as the config asks."""
+    return retarget.retarget_many(spec.env.humanoid, motions, retarget_config(spec.config))
 
-    def init(self, rng: jax.Array, library: ReferenceLibrary) -> PPOState:
-        local = self.config.num_envs // self.num_devices
-        lib = parallel.replicate(library, self.mesh)
-        return parallel.stack(lambda d, rng, lib: self.ppo.init(rng, lib, local, d * local), self.mesh, rng, lib)
 
-    @functools.cached_property
-    def update(self):
-        """`PPO.update` over the mesh: (state stacked per device, library) -> (state, metrics)."""
-        return parallel.data_parallel(self.ppo.update, self.mesh)
+def init(rng: jax.Array, spec: ppo.PPOSpec, library: ReferenceLibrary, mesh: jax.sharding.Mesh) -> ppo.PPOState:
+    """A fresh PPO state stacked over the devices of `mesh`: row d holds the d-th slice of the humanoids."""
+    local = spec.config.num_envs // parallel.num_devices(mesh)
+    lib = parallel.replicate(library, mesh)
+    return parallel.stack(lambda d, rng, lib: ppo.init(rng, spec, lib, local, d * local), mesh, rng, lib)
 
-    def act_fn(self, state: PPOState):
-        params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
-        return lambda obs: self.ppo.act(params, normalizer, obs, deterministic=True)[0]
 
-    @functools.cached_property
-    def _failsafe_rollout(self):
-        def run(params, normalizer, lib):
-            act = lambda obs: self.ppo.act(params, normalizer, obs, deterministic=True)[0]  # noqa: E731
-            return failsafe_rollout(self.env, act, lib)
-        return jax.jit(run)
+def update(state: ppo.PPOState, library: ReferenceLibrary, mesh: jax.sharding.Mesh
+           ) -> tuple[ppo.PPOState, dict]:
+    """One data-parallel PPO iteration over `mesh`: (stacked state, replicated library) -> (state, metrics)."""
+    return _data_parallel_update(mesh)(state, library)
 
-    def evaluate(self, state: PPOState, library: ReferenceLibrary) -> RolloutResult:
-        """The deterministic fail-safe rollout of every take of `library` with the policy of `state`."""
-        params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
-        return self._failsafe_rollout(params, normalizer, library)
+
+@functools.lru_cache(maxsize=None)
+def _data_parallel_update(mesh: jax.sharding.Mesh):
+    return parallel.data_parallel(ppo.update, mesh)
+
+
+def policy(state: ppo.PPOState):
+    """The deterministic policy of a stacked state: obs (B, obs) -> actions (B, A)."""
+    spec = state.spec
+    params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
+    return lambda obs: ppo.act(spec, params, normalizer, obs, deterministic=True)[0]
+
+
+def evaluate(state: ppo.PPOState, library: ReferenceLibrary) -> RolloutResult:
+    """The deterministic fail-safe rollout of every take of `library` with the policy of `state`."""
+    params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
+    return _failsafe_rollout(state.spec, params, normalizer, library)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _failsafe_rollout(spec: ppo.PPOSpec, params, normalizer, library: ReferenceLibrary) -> RolloutResult:
+    act = lambda obs: ppo.act(spec, params, normalizer, obs, deterministic=True)[0]  # noqa: E731
+    return failsafe_rollout(spec.env, act, library)
 
 
 def _scalars(metrics: dict) -> dict:
@@ -130,8 +132,8 @@ def _plot_history(history: list[dict], workdir: str) -> None:
                         xlabel="environment steps", ylabel=label, title="imitator training")
 
 
-def _resume(store: checkpoint.CheckpointStore, template: PPOState, mesh, history_path: str
-            ) -> tuple[PPOState, list[dict]]:
+def _resume(store: checkpoint.CheckpointStore, template: ppo.PPOState, mesh, history_path: str
+            ) -> tuple[ppo.PPOState, list[dict]]:
     """The latest checkpoint's state (sharded over `mesh`) and the training history logged so far."""
     state, _ = store.restore(template)
     history = []
@@ -142,8 +144,9 @@ def _resume(store: checkpoint.CheckpointStore, template: PPOState, mesh, history
 
 
 def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
-          motions: Sequence[Motion] | None = None, progress: bool = True) -> tuple[Imitator, PPOState, list]:
-    """Standalone imitator training on `motions` (default: the config's bundled clips)."""
+          motions: Sequence[Motion] | None = None, progress: bool = True) -> tuple[ppo.PPOState, list]:
+    """Standalone imitator training on `motions` (default: the config's bundled clips); returns the final stacked
+    state (its `spec` holds the body and env) and the logged history."""
     if config.iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {config.iterations}")
     motions = list(motions) if motions is not None else list(load_clips(list(config.clips)).values())
@@ -152,9 +155,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     progress = progress and main
     os.makedirs(workdir, exist_ok=True)
     training.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json_best_effort()))
-    imitator = Imitator.create(config, motions)
-    library = imitator.library(imitator.references(motions))
-    state = imitator.init(jax.random.PRNGKey(config.seed), library)
+    spec = make_spec(config, motions)
+    mesh = make_mesh(config)
+    library = make_library(references(spec, motions))
+    state = init(jax.random.PRNGKey(config.seed), spec, library, mesh)
     history: list[dict] = []
     history_path = os.path.join(workdir, "metrics.json")
     store = checkpoint.CheckpointStore(os.path.join(workdir, "checkpoints"))  # open for the run
@@ -162,7 +166,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     evaluations = []
 
     def log_eval(it):
-        result = imitator.evaluate(state, library).summary(names)
+        result = evaluate(state, library).summary(names)
         result["iteration"] = it
         evaluations.append(result)
         writer.scalars("eval", {k: result[k] for k in ("success_rate", "g_mpjpe_mm")}, it)
@@ -170,14 +174,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
 
     try:
         if resume and store.latest_step() is not None:
-            state, history = _resume(store, state, imitator.mesh, history_path)
+            state, history = _resume(store, state, mesh, history_path)
         start = int(parallel.unstack(state.iteration))
-        lib = parallel.replicate(library, imitator.mesh)
+        lib = parallel.replicate(library, mesh)
         t0 = time.time()
         bar = training.progress_bar(range(start, config.iterations), initial=start, total=config.iterations,
                                     desc="imitator PPO", disable=not progress)
         for it in bar:
-            state, metrics = imitator.update(state, lib)
+            state, metrics = update(state, lib, mesh)
             it1 = it + 1
             if it1 % config.log_every == 0 or it1 == config.iterations:
                 m = _scalars(metrics)
@@ -208,11 +212,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
     if progress:
         logger.info(f"evaluation: success {final['success_rate']:.2f}, G-MPJPE {final['g_mpjpe_mm']:.1f} mm, "
                     f"MPJPE {final['mpjpe_mm']:.1f} mm, resets {final['resets']}")
-    return imitator, state, history
+    return state, history
 
 
 def load(workdir: str, config: ml_collections.ConfigDict | None = None):
-    """Rebuild an imitator and its latest state from a training workdir."""
+    """The latest state of a training workdir (sharded as its config asks), its reference library and take names."""
     if config is None:
         with open(os.path.join(workdir, "config.json")) as f:
             config = ml_collections.ConfigDict(json.load(f))
@@ -220,8 +224,9 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None):
         config.policy_hidden, config.value_hidden = tuple(config.policy_hidden), tuple(config.value_hidden)
         config.lock()  # as every config file's
     motions = list(load_clips(list(config.clips)).values())
-    imitator = Imitator.create(config, motions)
-    library = imitator.library(imitator.references(motions))
-    template = imitator.init(jax.random.PRNGKey(config.seed), library)
+    spec = make_spec(config, motions)
+    mesh = make_mesh(config)
+    library = make_library(references(spec, motions))
+    template = init(jax.random.PRNGKey(config.seed), spec, library, mesh)
     state, _ = checkpoint.restore(os.path.join(workdir, "checkpoints"), template)
-    return imitator, parallel.shard_stacked(state, imitator.mesh), library, [m.name for m in motions]
+    return parallel.shard_stacked(state, mesh), library, [m.name for m in motions]
