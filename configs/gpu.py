@@ -22,6 +22,7 @@ def get_config(variant: str = ""):
     c.data.heldout_clips = tuple(LARGE_HELDOUT_CLIPS)
     c.data.num_cameras = 1
     c.data.max_frames = 300
+    c.split_takes = True              # with several accelerators, each solves and rolls out its share of the takes
 
     e = c.estimator                   # the paper's 1024-channel 27-frame estimator, batch 1024
     e.pairs.adversarial = True

@@ -55,6 +55,32 @@ def _put(tree, sharding: NamedSharding):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+def split_over_devices(fn: Callable, mesh: Mesh, num_split: int = 1) -> Callable:
+    """`fn(*split_args, *replicated_args)` with the first `num_split` arguments (pytrees) cut along their leading axis
+    over the mesh's devices: each device runs `fn` on its slice, and every output leaf (whose leading axis is that
+    of the split arguments) comes back whole on every device. Rows must be independent (vmapped per-take work: IK,
+    fail-safe rollouts); their count is padded to a multiple of the device count by repeating the last row, and the
+    padding is dropped. Each row is computed exactly as without the split. One device: `fn` itself."""
+    n = num_devices(mesh)
+    if n == 1:
+        return fn
+
+    def gathered(*args):
+        return jax.tree_util.tree_map(lambda x: jax.lax.all_gather(x, AXIS, tiled=True), fn(*args))
+
+    def run(*args):
+        split, rest = args[:num_split], args[num_split:]
+        size = jax.tree_util.tree_leaves(split)[0].shape[0]
+        extra = -size % n
+        if extra:
+            split = jax.tree_util.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, 0)]), split)
+        out = jax.shard_map(gathered, mesh=mesh, in_specs=(P(AXIS),) * num_split + (P(),) * len(rest),
+                            out_specs=P(), check_vma=False)(*split, *rest)
+        return jax.tree_util.tree_map(lambda x: x[:size], out)
+
+    return run
+
+
 def shard_stacked(tree, mesh: Mesh):
     """Place a stacked (leading device axis) pytree with row d on device d."""
     return _put(tree, NamedSharding(mesh, P(AXIS)))

@@ -133,6 +133,12 @@ def test_failsafe_rollout_covers_every_frame(setup, trained):
     assert np.max(steps) < 0.3
     motions = result.to_motions(["walk"], fps=30.0)
     assert motions[0].num_frames == n and motions[0].fps == 30.0
+    # Split over two devices (one take and a padding row): the same rollout up to float rounding (the split
+    # program is compiled apart, so not always bit for bit), with the same resets.
+    split = imitator.evaluate(state, library, parallel.make_mesh(2))
+    np.testing.assert_array_equal(np.asarray(split.reset_mask), np.asarray(result.reset_mask))
+    np.testing.assert_allclose(np.asarray(split.joints), np.asarray(result.joints), atol=1e-3)
+    assert split.joints.shape == result.joints.shape and split.lengths.shape == (1,)
 
 
 def test_failure_test_ignores_a_floating_reference_but_not_a_fall():

@@ -80,6 +80,18 @@ def test_references_of_a_batch_equal_each_motions_own(body, references):
             np.testing.assert_array_equal(np.asarray(getattr(ref, field)), np.asarray(getattr(alone, field)), field)
 
 
+def test_ik_split_over_devices_gives_each_take_the_same_solution(body, references):
+    """With a mesh, the takes' IK runs split over its devices (3 takes on 2 devices: one padding row): every take's
+    solution is the one solved in the single-device batch of all clips (bit for bit on this project's machine; the
+    split program is compiled apart, so float rounding may differ elsewhere)."""
+    from ptjax import parallel
+    names = ("walk", "cartwheel", "run")
+    split = retarget.retarget_many(body, list(load_clips(names).values()), mesh=parallel.make_mesh(2))
+    for name, ref in zip(names, split):
+        np.testing.assert_allclose(np.asarray(ref.qpos), np.asarray(references[name].qpos), atol=1e-3, err_msg=name)
+        assert np.mean(np.abs(np.asarray(ref.qpos) - np.asarray(references[name].qpos))) < 1e-5
+
+
 def test_handedness_repair_restores_flipped_frames(body):
     walk = load_clips(["walk"])["walk"].joints
     flipped = walk.copy()

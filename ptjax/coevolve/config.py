@@ -21,6 +21,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.seed = 0
     c.num_rounds = 2                 # rounds after the cold start (round 0)
     c.num_devices = 0                # 0 = every device of the job (all processes' devices)
+    c.split_takes = False            # IK and fail-safe rollouts of the takes split over the devices (each take on
+                                     # one): N devices, N x the throughput; equal to one device's up to float
+                                     # rounding, not bit for bit, so the CPU demo's figures were measured without
     c.data = ml_collections.ConfigDict(dict(
         train_clips=tuple(TRAIN_CLIPS), heldout_clips=tuple(HELDOUT_CLIPS),
         num_cameras=2,               # fixed cameras per training clip: the 2D takes
@@ -92,6 +95,8 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
               "log_every": c.log_every}
     for k, v in counts.items():
         need(isinstance(v, int) and v >= 1, f"{k} must be a positive integer, got {v!r}")
+    need(isinstance(c.get("split_takes", False), bool),
+         f"split_takes must be True or False, got {c.get('split_takes')!r}")
     need(c.refine_iterations >= 0 and c.num_hallucinated >= 0, "refine_iterations/num_hallucinated must be >= 0")
     need(isinstance(c.replay_rounds, int) and c.replay_rounds >= 0,
          f"replay_rounds must be an integer >= 0, got {c.replay_rounds!r}")

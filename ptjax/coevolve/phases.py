@@ -62,6 +62,11 @@ class CoEvolution:
         return parallel.num_devices(self.mesh)
 
     @property
+    def takes_mesh(self) -> jax.sharding.Mesh | None:
+        """The mesh the takes' IK and rollouts are split over (config `split_takes`), else None (one device)."""
+        return self.mesh if self.config.get("split_takes", False) else None  # older runs' configs lack it
+
+    @property
     def max_frames(self) -> int:
         return int(self.config.data.max_frames)
 
@@ -106,7 +111,7 @@ class CoEvolution:
     def imitator_references(self, motions: Sequence[Motion]) -> list:
         """`motions` retargeted to I's body."""
         from ptjax.imitator import train as imitator_lib
-        return imitator_lib.references(self.imitator, motions)
+        return imitator_lib.references(self.imitator, motions, self.takes_mesh)
 
     def library(self, refs) -> Any:
         from ptjax.imitator.env import make_library
@@ -256,7 +261,7 @@ class CoEvolution:
         """Fail-safe rollouts of the first `count` references: (simulated joints per take, summary, per-take
         reset flags per frame, the whole `RolloutResult`)."""
         from ptjax.imitator import train as imitator_lib
-        result = imitator_lib.evaluate(state.imitator, state.references)
+        result = imitator_lib.evaluate(state.imitator, state.references, self.takes_mesh)
         joints, lengths = np.asarray(result.joints), np.asarray(result.lengths)
         mask = np.asarray(result.reset_mask)
         summary = result.summary(count=count)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ptjax import skeleton
+from ptjax import parallel, skeleton
 from ptjax.geometry import axis_rotation, matrix_to_quat, quat_to_matrix, so3_exp, so3_log
 from ptjax.data.motion import Motion
 from ptjax.imitator.humanoid import BODIES, LEAF_SITES, Humanoid
@@ -238,19 +238,25 @@ def _make_solver(tree: KinematicTree, cfg: IKConfig, ankle_height: float):
 
 
 @functools.lru_cache(maxsize=8)
-def _jitted_solver(humanoid: Humanoid, cfg: IKConfig):
-    solver = _make_solver(kinematic_tree(humanoid), cfg, float(humanoid.shape.ankle_height))
-    return jax.jit(jax.vmap(solver))
+def _jitted_solver(humanoid: Humanoid, cfg: IKConfig, mesh: jax.sharding.Mesh | None = None):
+    solver = jax.vmap(_make_solver(kinematic_tree(humanoid), cfg, float(humanoid.shape.ankle_height)))
+    return jax.jit(solver if mesh is None else parallel.split_over_devices(solver, mesh))
 
 
-def humanoid_inverse_kinematics(humanoid: Humanoid, joints: np.ndarray, cfg: IKConfig = IKConfig()) -> np.ndarray:
-    """Fit qpos to H36M-17 world joints: (T, 17, 3) -> (T, nq), or batched (B, T, 17, 3) -> (B, T, nq)."""
+def humanoid_inverse_kinematics(humanoid: Humanoid, joints: np.ndarray, cfg: IKConfig = IKConfig(),
+                                mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
+    """Fit qpos to H36M-17 world joints: (T, 17, 3) -> (T, nq), or batched (B, T, 17, 3) -> (B, T, nq); with a
+    `mesh`, the batch is split over its devices (the same numbers, each take solved on one device)."""
     joints = skeleton.check_joints(joints, name="IK target joints")
     batched = joints.ndim == 4
     if joints.ndim not in (3, 4):
         raise ValueError(f"IK targets must be (T, 17, 3) or (B, T, 17, 3), got {joints.shape}")
-    solver = _jitted_solver(humanoid, cfg)
+    if mesh is not None and parallel.num_devices(mesh) == 1:
+        mesh = None  # the unsplit program, compiled once for both
+    solver = _jitted_solver(humanoid, cfg, mesh)
     x = jnp.asarray(joints if batched else joints[None], jnp.float32)
+    if mesh is not None:  # a global array: a multi-process job's mesh spans devices this process cannot address
+        x = parallel.replicate(x, mesh)
     qpos = np.asarray(solver(x))
     return qpos if batched else qpos[0]
 
@@ -441,10 +447,11 @@ def references_from_qpos(humanoid: Humanoid, qpos: np.ndarray, lengths, fps: flo
     return refs
 
 
-def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetConfig()) -> list[ReferenceMotion]:
-    """Retarget several motions with one batched IK call (padded to the longest)."""
+def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetConfig(),
+                  mesh: jax.sharding.Mesh | None = None) -> list[ReferenceMotion]:
+    """Retarget several motions with one batched IK call (padded to the longest; split over `mesh`'s devices)."""
     prepared = [prepare_joints(humanoid, m, cfg)[0] for m in motions]
     t_max = max(len(p) for p in prepared)
     batch = np.stack([np.concatenate([p, np.repeat(p[-1:], t_max - len(p), 0)]) for p in prepared])
-    qpos = humanoid_inverse_kinematics(humanoid, batch, cfg.ik)
+    qpos = humanoid_inverse_kinematics(humanoid, batch, cfg.ik, mesh)
     return references_from_qpos(humanoid, qpos, [len(p) for p in prepared], cfg.fps, targets=batch)

@@ -76,9 +76,11 @@ def make_mesh(config) -> jax.sharding.Mesh:
     return mesh
 
 
-def references(spec: ppo.PPOSpec, motions: Sequence[Motion]) -> list[retarget.ReferenceMotion]:
-    """`motions` retargeted to the body of `spec` (IK per frame, then velocities), as the config asks."""
-    return retarget.retarget_many(spec.env.humanoid, motions, retarget_config(spec.config))
+def references(spec: ppo.PPOSpec, motions: Sequence[Motion], mesh: jax.sharding.Mesh | None = None
+               ) -> list[retarget.ReferenceMotion]:
+    """`motions` retargeted to the body of `spec` (IK per frame, then velocities), as the config asks; with a
+    `mesh`, the takes' IK is split over its devices (same numbers)."""
+    return retarget.retarget_many(spec.env.humanoid, motions, retarget_config(spec.config), mesh)
 
 
 def init(rng: jax.Array, spec: ppo.PPOSpec, library: ReferenceLibrary, mesh: jax.sharding.Mesh) -> ppo.PPOState:
@@ -106,16 +108,25 @@ def policy(state: ppo.PPOState):
     return lambda obs: ppo.act(spec, params, normalizer, obs, deterministic=True)[0]
 
 
-def evaluate(state: ppo.PPOState, library: ReferenceLibrary) -> RolloutResult:
-    """The deterministic fail-safe rollout of every take of `library` with the policy of `state`."""
+def evaluate(state: ppo.PPOState, library: ReferenceLibrary, mesh: jax.sharding.Mesh | None = None
+             ) -> RolloutResult:
+    """The deterministic fail-safe rollout of every take of `library` with the policy of `state`; with a `mesh`,
+    the takes are split over its devices (each take rolled out exactly as on one device)."""
     params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
-    return _failsafe_rollout(state.spec, params, normalizer, library)
+    if mesh is not None and parallel.num_devices(mesh) == 1:
+        mesh = None
+    if mesh is not None:  # global arrays: a multi-process job's mesh spans devices this process cannot address
+        library, params, normalizer = parallel.replicate((library, params, normalizer), mesh)
+    return _failsafe_rollout(state.spec, mesh, library, params, normalizer)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _failsafe_rollout(spec: ppo.PPOSpec, params, normalizer, library: ReferenceLibrary) -> RolloutResult:
-    act = lambda obs: ppo.act(spec, params, normalizer, obs, deterministic=True)[0]  # noqa: E731
-    return failsafe_rollout(spec.env, act, library)
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _failsafe_rollout(spec: ppo.PPOSpec, mesh, library: ReferenceLibrary, params, normalizer) -> RolloutResult:
+    def run(library, params, normalizer):
+        act = lambda obs: ppo.act(spec, params, normalizer, obs, deterministic=True)[0]  # noqa: E731
+        return failsafe_rollout(spec.env, act, library)
+    return run(library, params, normalizer) if mesh is None else parallel.split_over_devices(run, mesh)(
+        library, params, normalizer)
 
 
 def _scalars(metrics: dict) -> dict:
