@@ -60,7 +60,8 @@ def split_over_devices(fn: Callable, mesh: Mesh, num_split: int = 1) -> Callable
     over the mesh's devices: each device runs `fn` on its slice, and every output leaf (whose leading axis is that
     of the split arguments) comes back whole on every device. Rows must be independent (vmapped per-take work: IK,
     fail-safe rollouts); their count is padded to a multiple of the device count by repeating the last row, and the
-    padding is dropped. Each row is computed exactly as without the split. One device: `fn` itself."""
+    padding is dropped. Each row equals the unsplit result up to float rounding (the split program is compiled
+    apart, so not always bit for bit). One device: `fn` itself."""
     n = num_devices(mesh)
     if n == 1:
         return fn

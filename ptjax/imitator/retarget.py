@@ -246,7 +246,7 @@ def _jitted_solver(humanoid: Humanoid, cfg: IKConfig, mesh: jax.sharding.Mesh | 
 def humanoid_inverse_kinematics(humanoid: Humanoid, joints: np.ndarray, cfg: IKConfig = IKConfig(),
                                 mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
     """Fit qpos to H36M-17 world joints: (T, 17, 3) -> (T, nq), or batched (B, T, 17, 3) -> (B, T, nq); with a
-    `mesh`, the batch is split over its devices (the same numbers, each take solved on one device)."""
+    `mesh`, the batch is split over its devices (each take solved on one; equal up to float rounding)."""
     joints = skeleton.check_joints(joints, name="IK target joints")
     batched = joints.ndim == 4
     if joints.ndim not in (3, 4):

@@ -79,7 +79,7 @@ def make_mesh(config) -> jax.sharding.Mesh:
 def references(spec: ppo.PPOSpec, motions: Sequence[Motion], mesh: jax.sharding.Mesh | None = None
                ) -> list[retarget.ReferenceMotion]:
     """`motions` retargeted to the body of `spec` (IK per frame, then velocities), as the config asks; with a
-    `mesh`, the takes' IK is split over its devices (same numbers)."""
+    `mesh`, the takes' IK is split over its devices (equal to one device's up to float rounding)."""
     return retarget.retarget_many(spec.env.humanoid, motions, retarget_config(spec.config), mesh)
 
 
@@ -111,7 +111,7 @@ def policy(state: ppo.PPOState):
 def evaluate(state: ppo.PPOState, library: ReferenceLibrary, mesh: jax.sharding.Mesh | None = None
              ) -> RolloutResult:
     """The deterministic fail-safe rollout of every take of `library` with the policy of `state`; with a `mesh`,
-    the takes are split over its devices (each take rolled out exactly as on one device)."""
+    the takes are split over its devices (equal to one device's rollout up to float rounding)."""
     params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
     if mesh is not None and parallel.num_devices(mesh) == 1:
         mesh = None
