@@ -134,8 +134,7 @@ def init(rng: jax.Array, spec: PPOSpec, refs: ReferenceLibrary, num_envs_local: 
     params = params.replace(policy=scale_output_layer(params.policy, c.get("policy_init_scale", 1.0)))
     normalizer = running_statistics.init_state(jax.ShapeDtypeStruct((spec.env.observation_size,), jnp.float32))
     normalizer = normalizer.replace(std_eps=jnp.asarray(normalizer.std_eps, jnp.float32))
-    env_keys = jax.vmap(lambda i: jax.random.fold_in(k_env, i))(env_offset + jnp.arange(num_envs_local))
-    env_state = jax.vmap(spec.env.reset, in_axes=(0, None))(env_keys, refs)
+    env_state = jax.vmap(spec.env.reset, in_axes=(0, None))(_env_keys(k_env, env_offset, num_envs_local), refs)
     return PPOState(params=params, opt_state=spec.optimizer.init(params), normalizer=normalizer,
                     env_state=env_state, rng=rng, env_offset=jnp.asarray(env_offset, jnp.int32),
                     env_steps=jnp.zeros((), jnp.float32), iteration=jnp.zeros((), jnp.int32), spec=spec)
@@ -143,10 +142,14 @@ def init(rng: jax.Array, spec: PPOSpec, refs: ReferenceLibrary, num_envs_local: 
 
 # --- acting ---------------------------------------------------------------------------------------------------------
 
-def _env_keys(key, env_state, offset):
-    """One key per environment, from its global index (so 1 and N devices draw the same noise)."""
-    n = env_state.reward.shape[0]
-    return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n))
+def _env_keys(key, offset, count: int):
+    """One key per local environment, from its global index (so 1 and N devices draw the same noise)."""
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(count))
+
+
+def deterministic_policy(spec: PPOSpec, params, normalizer):
+    """obs (B, obs) -> the policy's mean actions (B, A): what evaluation rolls out."""
+    return lambda obs: act(spec, params, normalizer, obs, deterministic=True)[0]
 
 
 def act(spec: PPOSpec, params, normalizer, obs, keys=None, deterministic: bool = False):
@@ -165,7 +168,7 @@ def rollout(spec: PPOSpec, params, normalizer, env_state, key, refs, offset, len
 
     def one_step(carry, step_key):
         state = carry
-        action, extras = act(spec, params, normalizer, state.obs, _env_keys(step_key, state, offset))
+        action, extras = act(spec, params, normalizer, state.obs, _env_keys(step_key, offset, state.reward.shape[0]))
         nxt = step_env(state, action, refs)
         transition = {
             "obs": state.obs, "next_obs": nxt.obs, "action": action, "reward": nxt.reward,

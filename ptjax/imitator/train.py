@@ -103,9 +103,7 @@ def _data_parallel_update(mesh: jax.sharding.Mesh):
 
 def policy(state: ppo.PPOState):
     """The deterministic policy of a stacked state: obs (B, obs) -> actions (B, A)."""
-    spec = state.spec
-    params, normalizer = parallel.unstack(state.params), parallel.unstack(state.normalizer)
-    return lambda obs: ppo.act(spec, params, normalizer, obs, deterministic=True)[0]
+    return ppo.deterministic_policy(state.spec, parallel.unstack(state.params), parallel.unstack(state.normalizer))
 
 
 def evaluate(state: ppo.PPOState, library: ReferenceLibrary, mesh: jax.sharding.Mesh | None = None
@@ -123,8 +121,7 @@ def evaluate(state: ppo.PPOState, library: ReferenceLibrary, mesh: jax.sharding.
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _failsafe_rollout(spec: ppo.PPOSpec, mesh, library: ReferenceLibrary, params, normalizer) -> RolloutResult:
     def run(library, params, normalizer):
-        act = lambda obs: ppo.act(spec, params, normalizer, obs, deterministic=True)[0]  # noqa: E731
-        return failsafe_rollout(spec.env, act, library)
+        return failsafe_rollout(spec.env, ppo.deterministic_policy(spec, params, normalizer), library)
     return run(library, params, normalizer) if mesh is None else parallel.split_over_devices(run, mesh)(
         library, params, normalizer)
 
