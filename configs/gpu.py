@@ -24,6 +24,9 @@ def get_config(variant: str = ""):
     c.data.max_frames = 300
     c.split_takes = True              # with several accelerators, each solves and rolls out its share of the takes
 
+    i = c.imitator                    # 4096 humanoids, the paper's policy sizes
+    i.retarget.ik_jacobian = "geometric"  # the takes' IK in closed form: ~2.5x faster than jacfwd
+
     e = c.estimator                   # the paper's 1024-channel 27-frame estimator, batch 1024
     e.pairs.adversarial = True
     e.pairs.mirror = True
@@ -31,7 +34,6 @@ def get_config(variant: str = ""):
     e.optim.steps_per_epoch = 250
     e.train.batch_size = 1024
 
-    i = c.imitator                    # 4096 humanoids, the paper's policy sizes
     i.num_envs = 4096
     i.unroll_length = 32
     i.num_minibatches = 32

@@ -77,6 +77,10 @@ def test_bad_configs_are_refused():
         coevolve.CoEvolution.create(smoke_config(num_rounds=-1))
     with pytest.raises(ValueError, match="refine_keep"):
         coevolve.CoEvolution.create(smoke_config(refine_keep="all"))
+    c = smoke_config()
+    c.imitator.retarget.ik_jacobian = "numeric"
+    with pytest.raises(ValueError, match="imitator.retarget.ik_jacobian"):
+        coevolve.CoEvolution.create(c)
 
 
 def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():

@@ -5,7 +5,7 @@ import pytest
 
 from ptjax import skeleton
 from ptjax.data import Motion, load_clips
-from ptjax.imitator import humanoid, retarget
+from ptjax.imitator import humanoid, humanoid_kinematics, retarget
 
 WALKING = ("walk", "walker_0walk_forward", "walker_turn_left0", "walker_turn_left1", "walker_turn_right0",
            "walker_turn_right1", "run")
@@ -23,7 +23,7 @@ def references(body):
 
 
 def test_fk_matches_mujoco(body):
-    tree = retarget.kinematic_tree(body)
+    tree = humanoid_kinematics.kinematic_tree(body)
     rng = np.random.default_rng(0)
     d = mujoco.MjData(body.model)
     for _ in range(4):
@@ -34,8 +34,8 @@ def test_fk_matches_mujoco(body):
         q[body.hinge_qpos_adr] = rng.uniform(body.hinge_range[:, 0], body.hinge_range[:, 1])
         d.qpos[:] = q
         mujoco.mj_kinematics(body.model, d)
-        pos, rot = retarget.body_transforms(tree, jnp.asarray(q, jnp.float32))
-        joints = retarget.humanoid_forward_kinematics(tree, jnp.asarray(q, jnp.float32))
+        pos, rot = humanoid_kinematics.body_transforms(tree, jnp.asarray(q, jnp.float32))
+        joints = humanoid_kinematics.humanoid_forward_kinematics(tree, jnp.asarray(q, jnp.float32))
         np.testing.assert_allclose(joints, d.site_xpos[body.h36m_site_ids], atol=2e-5)
         np.testing.assert_allclose(pos, d.xpos[body.body_ids], atol=2e-5)
         np.testing.assert_allclose(rot, d.xmat[body.body_ids].reshape(-1, 3, 3), atol=2e-5)
@@ -92,6 +92,22 @@ def test_ik_split_over_devices_gives_each_take_the_same_solution(body, reference
         assert np.mean(np.abs(np.asarray(ref.qpos) - np.asarray(references[name].qpos))) < 1e-5
 
 
+def test_closed_form_jacobian_fits_as_the_autodiff_one(body, references):
+    """IKConfig(jacobian="geometric") (configs/gpu.py) solves the same least-squares problem with each Jacobian
+    column written as a joint's twist instead of jax.jacfwd: the same fits, up to float rounding."""
+    clips = load_clips()
+    cfg = retarget.RetargetConfig(ik=retarget.IKConfig(jacobian="geometric"))
+    fast = dict(zip(clips, retarget.retarget_many(body, list(clips.values()), cfg)))
+    error_mm = {n: 1000 * abs(float(fast[n].ik_error.mean()) - float(ref.ik_error.mean()))
+                for n, ref in references.items()}
+    assert max(error_mm.values()) < 0.5, error_mm
+    dq = np.concatenate([np.abs(np.asarray(fast[n].qpos) - np.asarray(ref.qpos)).ravel()
+                         for n, ref in references.items()])
+    assert np.median(dq) < 1e-5 and np.mean(dq) < 1e-3, (np.median(dq), np.mean(dq))
+    with pytest.raises(ValueError, match="jacobian must be 'autodiff' or 'geometric'"):
+        retarget.IKConfig(jacobian="numeric")
+
+
 def test_handedness_repair_restores_flipped_frames(body):
     walk = load_clips(["walk"])["walk"].joints
     flipped = walk.copy()
@@ -110,9 +126,9 @@ def test_bad_input_is_refused(body):
     bad = walk.joints.copy()
     bad[3, 5] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
-        retarget.humanoid_inverse_kinematics(body, bad)
+        humanoid_kinematics.humanoid_inverse_kinematics(body, bad)
     with pytest.raises(ValueError, match="16 joints"):
-        retarget.humanoid_inverse_kinematics(body, walk.joints[:, :16])
+        humanoid_kinematics.humanoid_inverse_kinematics(body, walk.joints[:, :16])
     collapsed = walk.joints.copy()
     collapsed[:, 2] = collapsed[:, 1]  # zero-length thigh
     with pytest.raises(ValueError, match="zero-length bone RHip-RKnee"):

@@ -34,7 +34,8 @@ from brax.envs.base import State  # noqa: E402
 from ptjax import skeleton
 from ptjax.imitator.humanoid import BODIES, Humanoid
 from ptjax.geometry import heading_rotation, matrix_to_quat, quat_to_matrix, rotation_angle, so3_log
-from ptjax.imitator.retarget import ReferenceMotion, body_transforms, kinematic_tree
+from ptjax.imitator.humanoid_kinematics import body_transforms, kinematic_tree
+from ptjax.imitator.retarget import ReferenceMotion
 
 J = skeleton.JOINT_INDEX
 REWARD_TERMS = ("pose", "velocity", "end_effector", "root_height", "root_orientation", "root_velocity",
