@@ -104,21 +104,26 @@ def unstack(tree, index: int = 0):
     return jax.tree_util.tree_map(lambda x: x[index], tree)
 
 
-def data_parallel(update: Callable, mesh: Mesh, num_replicated_args: int = 1, donate: bool = False) -> Callable:
-    """Jitted `(stacked_state, *replicated_args) -> (stacked_state, metrics)` from a per-shard `update`.
+def per_device_update(update: Callable, mesh: Mesh, num_replicated_args: int = 1) -> Callable:
+    """`(stacked_state, *replicated_args) -> (stacked_state, stacked_metrics)`: `update` on each device's row of a
+    state stacked over the mesh axis, not jitted (to call inside another program, e.g. a scan of updates).
 
     `update(state, *args, axis_name=AXIS)` must average what should be global with lax.pmean/psum over AXIS, so
-    its metrics are the same on every device; the first device's copy is returned.
-    """
-    def per_device(state, *args):
+    its metrics are the same on every device."""
+    def on_device(state, *args):
         state = jax.tree_util.tree_map(lambda x: x[0], state)
         new_state, metrics = update(state, *args, axis_name=AXIS)
         return (jax.tree_util.tree_map(lambda x: x[None], new_state),
                 jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], metrics))
 
-    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(P(AXIS),) + (P(),) * num_replicated_args,
-                            out_specs=(P(AXIS), P(AXIS)), check_vma=False)
-    jitted = jax.jit(sharded, donate_argnums=(0,) if donate else ())
+    return jax.shard_map(on_device, mesh=mesh, in_specs=(P(AXIS),) + (P(),) * num_replicated_args,
+                         out_specs=(P(AXIS), P(AXIS)), check_vma=False)
+
+
+def data_parallel(update: Callable, mesh: Mesh, num_replicated_args: int = 1, donate: bool = False) -> Callable:
+    """Jitted `(stacked_state, *replicated_args) -> (stacked_state, metrics)` from a per-shard `update` (as
+    `per_device_update`); the metrics are the first device's copy."""
+    jitted = jax.jit(per_device_update(update, mesh, num_replicated_args), donate_argnums=(0,) if donate else ())
 
     def call(state, *args):
         new_state, metrics = jitted(state, *args)

@@ -145,18 +145,6 @@ class CoEvolution:
         return self.place(state)
 
     # -- the step --
-    def _ppo_sharded(self):
-        from ptjax.imitator import ppo
-
-        def per_device(i_state, refs):
-            i_state = jax.tree_util.tree_map(lambda x: x[0], i_state)
-            new, metrics = ppo.update(i_state, refs, axis_name=AXIS)
-            return (jax.tree_util.tree_map(lambda x: x[None], new),
-                    jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], metrics))
-
-        return jax.shard_map(per_device, mesh=self.mesh, in_specs=(P(AXIS), P()), out_specs=(P(AXIS), P(AXIS)),
-                             check_vma=False)
-
     def _replicated_learner(self, update):
         return jax.shard_map(lambda s, b: update(s, b, axis_name=AXIS), mesh=self.mesh, in_specs=(P(), P(AXIS)),
                              out_specs=(P(), P()), check_vma=False)
@@ -178,7 +166,8 @@ class CoEvolution:
         from ptjax import hallucinator as H
         rng, k_batch = jax.random.split(rng)
         if phase == "imitator":
-            new, metrics = self._ppo_sharded()(learner, data["references"])
+            from ptjax.imitator import ppo
+            new, metrics = parallel.per_device_update(ppo.update, self.mesh)(learner, data["references"])
             metrics = jax.tree_util.tree_map(lambda x: x[0], metrics)
         elif phase == "estimator":
             batch = self.estimator_batch(k_batch, learner.spec, data["imitated"], data["real2d"])
