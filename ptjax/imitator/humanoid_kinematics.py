@@ -184,10 +184,9 @@ def _geometric_jacobian(tree: KinematicTree, cfg: IKConfig, ankle_height: float,
             carried[6 + np.flatnonzero(hinge_body == a), b] = 1.0
             a = tree.body_parent[a]
     body = np.asarray(tree.site_body)
-    site_offset = jnp.asarray(tree.site_offset, jnp.float32)
     lo, hi = tree.hinge_range[:, 0], tree.hinge_range[:, 1]
 
-    def jacobian(q, r, pos, rots, axes):
+    def jacobian(q, r, pos, rots, axes, joints):
         hinge_rate = _inside_derivative(q[adr], lo, hi)       # the step's clip to the joint limits
         omega = jnp.concatenate([jnp.zeros((3, 3)), r.T, hinge_rate[:, None] * axes])
         lin = jnp.concatenate([jnp.eye(3), jnp.zeros((3 + nh, 3))])
@@ -197,7 +196,6 @@ def _geometric_jacobian(tree: KinematicTree, cfg: IKConfig, ankle_height: float,
             v = lin[None] + jnp.cross(omega[None], points[:, None] - pivot[None])
             return jnp.swapaxes(v * carried[:, bodies].T[..., None], 1, 2)
 
-        joints = pos[body] + jnp.einsum("jab,jb->ja", rots[body], site_offset)
         j_pos = point_velocity(joints, body).reshape(3 * len(body), -1)
         j_smooth = jnp.zeros((nh, 6 + nh)).at[:, 6:].set(jnp.diag(cfg.smoothness * hinge_rate))
         j_rest = jnp.zeros((nh, 6 + nh)).at[:, 6:].set(jnp.diag(reg_weight * hinge_rate))
@@ -228,8 +226,10 @@ def _make_residual(tree: KinematicTree, cfg: IKConfig, ankle_height: float):
     body = np.asarray(tree.site_body)
     site_offset = jnp.asarray(tree.site_offset, jnp.float32)
 
-    def residual_at(q, pos, rots, target, prev_hinges):
-        joints = pos[body] + jnp.einsum("jab,jb->ja", rots[body], site_offset)
+    def joints_at(pos, rots):
+        return pos[body] + jnp.einsum("jab,jb->ja", rots[body], site_offset)
+
+    def residual_at(q, pos, rots, joints, target, prev_hinges):
         r_pos = (joints - target).ravel()
         r_smooth = cfg.smoothness * (q[adr] - prev_hinges)
         r_rest = reg_weight * q[adr]
@@ -241,14 +241,17 @@ def _make_residual(tree: KinematicTree, cfg: IKConfig, ankle_height: float):
 
     def residual(delta, qpos, rot, target, prev_hinges):
         q, r = _retract(qpos, rot, delta, tree)
-        return residual_at(q, *body_transforms(tree, q, root_rot=r), target, prev_hinges)
+        pos, rots = body_transforms(tree, q, root_rot=r)
+        return residual_at(q, pos, rots, joints_at(pos, rots), target, prev_hinges)
 
     geometric_jacobian = _geometric_jacobian(tree, cfg, ankle_height, reg_weight, foot_bodies)
 
     def residual_and_jacobian(q, r, target, prev_hinges):
         if cfg.jacobian == "geometric":
             pos, rots, axes = body_transforms(tree, q, root_rot=r, with_hinge_axes=True)
-            return residual_at(q, pos, rots, target, prev_hinges), geometric_jacobian(q, r, pos, rots, axes)
+            joints = joints_at(pos, rots)
+            return (residual_at(q, pos, rots, joints, target, prev_hinges),
+                    geometric_jacobian(q, r, pos, rots, axes, joints))
         zero = jnp.zeros(6 + nh, q.dtype)
         return (residual(zero, q, r, target, prev_hinges),
                 jax.jacfwd(residual)(zero, q, r, target, prev_hinges))
