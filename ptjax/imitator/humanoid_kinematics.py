@@ -223,11 +223,9 @@ def _make_residual(tree: KinematicTree, cfg: IKConfig, ankle_height: float):
     foot_bodies = np.array([i for i, b in enumerate(BODIES) if b[0].endswith("foot")])
     reg_weight = np.full(nh, cfg.rest_pull, np.float32)
     reg_weight[ankle_cols] = cfg.ankle_pull
-    body = np.asarray(tree.site_body)
-    site_offset = jnp.asarray(tree.site_offset, jnp.float32)
 
     def joints_at(pos, rots):
-        return pos[body] + jnp.einsum("jab,jb->ja", rots[body], site_offset)
+        return site_positions(tree, pos, rots)
 
     def residual_at(q, pos, rots, joints, target, prev_hinges):
         r_pos = (joints - target).ravel()
