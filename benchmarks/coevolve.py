@@ -13,6 +13,7 @@ phase and per round of that run is added. On a GPU, pass e.g. `--num-envs 1024,4
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
@@ -23,6 +24,8 @@ from _common import device_info, emit
 from ptjax import coevolve
 from ptjax.config import get_config
 from ptjax.data import TRAIN_CLIPS, load_clips
+
+LEARNERS = ("imitator", "estimator", "hallucinator")
 
 
 def _timed(fn, calls: int):
@@ -37,7 +40,8 @@ def _timed(fn, calls: int):
     return first, (time.perf_counter() - t0) / calls
 
 
-def bench_learners(config, calls: int) -> dict:
+def filled_state(config):
+    """A placed co-evolution state whose imitated and segment buffers hold the bundled training clips."""
     co = coevolve.CoEvolution.create(config)
     state = co.init(jax.random.PRNGKey(0))
     clips = load_clips(TRAIN_CLIPS)
@@ -45,11 +49,18 @@ def bench_learners(config, calls: int) -> dict:
                                                      [:state.imitated.num_takes]])
     state = co.place(state.replace(imitated=imitated, segments=coevolve.fill_buffer(
         state.segments, [m.resample(co.fps).joints for m in list(clips.values())[:state.segments.num_takes]])))
+    return co, state
+
+
+def bench_learners(co, state, calls: int, learners=LEARNERS) -> dict:
+    config = co.config
     chunk = int(config.steps_per_call)
     out = {}
     for phase, n, per_step in (("imitator", 1, config.imitator.num_envs * config.imitator.unroll_length),
                                ("estimator", chunk, coevolve.estimator_batch(config)),
                                ("hallucinator", chunk, coevolve.hallucinator_batch(config))):
+        if phase not in learners:
+            continue
         s = state.replace(phase=phase)
         compile_s, call_s = _timed(lambda: co.steps(s, n)[1], calls)
         out[phase] = {"compile_and_first_call_s": round(compile_s, 2), "seconds_per_update": call_s / n,
@@ -58,22 +69,66 @@ def bench_learners(config, calls: int) -> dict:
     return out
 
 
+def bench_standalone(co, state, calls: int, learners=LEARNERS) -> dict:
+    """E and H as their own training loops step them (one device), on the co-evolution's learner states, buffers,
+    batch sizes and steps per call."""
+    from ptjax.estimator.loop import run_steps
+    config = co.config
+    chunk, on_host = int(config.steps_per_call), jax.devices()[0]
+    local = jax.device_put(state, on_host)  # one device, no mesh: as `ptjax estimate/hallucinate train` run
+    runs = {
+        "estimator": (coevolve.estimator_batch(config), lambda: run_steps(
+            local.estimator, local.imitated, local.real2d if local.estimator.spec.adversarial else None, chunk,
+            coevolve.estimator_batch(config), False)[1]),
+        "hallucinator": (coevolve.hallucinator_batch(config), lambda: _hallucinator_steps(
+            local.hallucinator, local.segments, chunk, coevolve.hallucinator_batch(config))[1]),
+    }
+    out = {}
+    for phase, (batch, fn) in runs.items():
+        if phase not in learners:
+            continue
+        compile_s, call_s = _timed(fn, calls)
+        out[phase] = {"compile_and_first_call_s": round(compile_s, 2), "seconds_per_update": call_s / chunk,
+                      "per_second": batch * chunk / call_s, "unit": "samples/s"}
+    return out
+
+
+@functools.partial(jax.jit, static_argnames=("num_steps", "batch_size"))
+def _hallucinator_steps(state, buffer, num_steps: int, batch_size: int):
+    from ptjax.hallucinator import train_step
+    return jax.lax.scan(lambda s, _: train_step(s, buffer, batch_size), state, None, length=num_steps)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="configs/smoke.py")
     p.add_argument("--num-envs", default="16,64,256")
     p.add_argument("--devices", default="1")
     p.add_argument("--calls", type=int, default=3)
+    p.add_argument("--learners", default=",".join(LEARNERS), help="which learners to time")
+    p.add_argument("--standalone", action="store_true",
+                   help="also time E and H as their own training loops run them, and the ratio")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--metrics", help="a run's metrics.json: add its wall time per phase and per round")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args()
-    result = {**device_info(), "config": args.config, "scaling": []}
+    learners = tuple(x for x in args.learners.split(",") if x)
+    unknown = [x for x in learners if x not in LEARNERS]
+    if unknown:
+        p.error(f"unknown learner(s) {unknown}; choose from {list(LEARNERS)}")
+    result = {**device_info(), "config": args.config, "overrides": args.set, "scaling": []}
     for devices in [int(d) for d in args.devices.split(",")]:
         for n in [int(x) for x in args.num_envs.split(",")]:
-            config = get_config(args.config)
+            config = get_config(args.config, [f"--config.{o}" for o in args.set])
             config.num_devices = devices
             config.imitator.num_envs = n
-            row = {"devices": devices, "num_envs": n, **bench_learners(config, args.calls)}
+            co, state = filled_state(config)
+            row = {"devices": devices, "num_envs": n, **bench_learners(co, state, args.calls, learners)}
+            if args.standalone:
+                row["standalone"] = bench_standalone(co, state, args.calls, learners)
+                row["inside_over_standalone"] = {
+                    k: round(row[k]["seconds_per_update"] / v["seconds_per_update"], 3)
+                    for k, v in row["standalone"].items()}
             result["scaling"].append(row)
             print(json.dumps(row), flush=True)
     if args.metrics:

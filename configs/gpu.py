@@ -42,6 +42,7 @@ def get_config(variant: str = ""):
     i.iterations = 300
 
     c.hallucinator = paper_config()   # the paper's model; batch 1024 instead of its 128
+    c.hallucinator.model.disc_windows = "product"  # on XLA:CPU, ~6x faster H steps in the scan
     c.hallucinate_from = 1
     c.hallucinator.train.steps = 2000
     c.hallucinator.train.batch_size = 1024

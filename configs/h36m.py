@@ -31,6 +31,7 @@ def get_config(variant: str = ""):
     c.imitator_iterations_round0 = 900
     c.imitator.iterations = 3000
     c.hallucinator = paper_config()
+    c.hallucinator.model.disc_windows = "product"  # on XLA:CPU, ~6x faster H steps in the scan
     c.hallucinate_from = 3
     c.hallucinator.train.steps = 20000    # the paper's constant learning rate: no schedule to cut
     c.hallucinator.train.batch_size = 64

@@ -204,12 +204,34 @@ def test_config_validation():
                                 ("data.speed_range", (1.2, 0.8), "speed_range"),
                                 ("data.scale_range", (0.0, 1.0), "scale_range"),
                                 ("data.take_weight_power", -1.0, "take_weight_power"),
-                                ("optim.decay_steps", -1, "decay_steps")]:
+                                ("optim.decay_steps", -1, "decay_steps"),
+                                ("model.disc_windows", "fft", "disc_windows")]:
         cfg = H.tiny_config()
         section, _, leaf = key.rpartition(".")
         (cfg[section] if section else cfg)[leaf] = value
         with pytest.raises(ValueError, match=message):
             H.init(jax.random.PRNGKey(0), cfg)
+
+
+@pytest.mark.parametrize("kernel", [2, 10])
+def test_discriminator_window_product_is_the_convolution(kernel):
+    """`model.disc_windows="product"` must score and train as the convolution does, with the same weights (a checkpoint
+    of either form loads into the other), and its kernel gradient inside a scan (the co-evolution's loop)."""
+    from ptjax.hallucinator.model import MotionDiscriminator
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 14, 6))
+    conv, product = MotionDiscriminator(kernel, (8, 4)), MotionDiscriminator(kernel, (8, 4), "product")
+    params, product_params = conv.init(jax.random.PRNGKey(0), x), product.init(jax.random.PRNGKey(0), x)
+    assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(product_params)
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(product_params)):
+        np.testing.assert_array_equal(a, b)  # same initial weights
+    np.testing.assert_allclose(product.apply(params, x), conv.apply(params, x), atol=1e-5)
+    assert product.apply(params, x).shape == (4, 14 - kernel + 1)
+
+    def scanned_grad(model):
+        grad = jax.grad(lambda p: jax.numpy.sum(model.apply(p, x) ** 2))
+        return jax.jit(lambda p: jax.lax.scan(lambda c, _: (c, grad(c)), p, None, length=1)[1])(params)
+    for a, b in zip(jax.tree_util.tree_leaves(scanned_grad(product)), jax.tree_util.tree_leaves(scanned_grad(conv))):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_speed_and_scale_augmentation_keep_windows_real(buffer):

@@ -29,6 +29,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.disc_hidden = (256, 128)  # per-window MLP of the motion discriminators (original 512, 256)
     c.model.short_kernel = 3
     c.model.long_kernel = 10
+    c.model.disc_windows = "conv"    # the discriminators' first layer: "conv" or "product" (the same weights as one
+                                     # product of stacked windows: ~5x faster co-evolution H steps on XLA:CPU)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.position = 1.0       # L1 on canonical joint positions (m)
@@ -167,6 +169,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
         need(1 <= c.model[k] <= c.context + c.min_transition + 1,
              f"model.{k} must be in [1, context + min_transition + 1 = {c.context + c.min_transition + 1}], "
              f"got {c.model[k]}")
+    need(c.model.get("disc_windows", "conv") in ("conv", "product"),
+         f"model.disc_windows must be 'conv' or 'product', got {c.model.get('disc_windows')!r}")
     need(c.model.residual in ("hermite", "interpolation", "state"),
          f"model.residual must be 'hermite', 'interpolation' or 'state', got {c.model.residual!r}")
     need(c.model.noise_end > c.model.noise_start, "model.noise_end must exceed model.noise_start")

@@ -68,8 +68,9 @@ def generator(config) -> Generator:
 
 def discriminators(config) -> dict[str, MotionDiscriminator]:
     m = config.model
-    return {"short": MotionDiscriminator(m.short_kernel, tuple(m.disc_hidden)),
-            "long": MotionDiscriminator(m.long_kernel, tuple(m.disc_hidden))}
+    windows = m.get("disc_windows", "conv")  # checkpoints of older configs lack the key
+    return {"short": MotionDiscriminator(m.short_kernel, tuple(m.disc_hidden), windows),
+            "long": MotionDiscriminator(m.long_kernel, tuple(m.disc_hidden), windows)}
 
 
 def _optimizer(config, lr: float) -> optax.GradientTransformation:
