@@ -74,14 +74,14 @@ def bench_standalone(co, state, calls: int, learners=LEARNERS) -> dict:
     batch sizes and steps per call."""
     from ptjax.estimator.loop import run_steps
     config = co.config
-    chunk, on_host = int(config.steps_per_call), jax.devices()[0]
-    local = jax.device_put(state, on_host)  # one device, no mesh: as `ptjax estimate/hallucinate train` run
+    chunk = int(config.steps_per_call)
+    e_batch, h_batch = coevolve.estimator_batch(config), coevolve.hallucinator_batch(config)
+    local = jax.device_put(state, jax.devices()[0])  # one device, no mesh: as `ptjax estimate/hallucinate train` run
     runs = {
-        "estimator": (coevolve.estimator_batch(config), lambda: run_steps(
+        "estimator": (e_batch, lambda: run_steps(
             local.estimator, local.imitated, local.real2d if local.estimator.spec.adversarial else None, chunk,
-            coevolve.estimator_batch(config), False)[1]),
-        "hallucinator": (coevolve.hallucinator_batch(config), lambda: _hallucinator_steps(
-            local.hallucinator, local.segments, chunk, coevolve.hallucinator_batch(config))[1]),
+            e_batch, False)[1]),
+        "hallucinator": (h_batch, lambda: _hallucinator_steps(local.hallucinator, local.segments, chunk, h_batch)[1]),
     }
     out = {}
     for phase, (batch, fn) in runs.items():
