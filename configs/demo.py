@@ -59,5 +59,4 @@ def get_config(variant: str = ""):
         c.data.heldout_clips = tuple(LARGE_HELDOUT_CLIPS)
         c.data.chunks_per_clip = 3
         c.data.num_cameras = 1
-        h.model.disc_windows = "conv"  # the path its measured figures (docs/data.md) came from, until re-measured
     return c

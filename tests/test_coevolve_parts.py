@@ -150,3 +150,22 @@ def test_lift_smoothing_removes_depth_jitter_and_keeps_the_motion():
     np.testing.assert_allclose(coevolve.smooth_motion(noisy, walk.fps, 0.0, 0.0), noisy, atol=1e-6)
     with pytest.raises(ValueError, match="lift_root_smoothing_s"):
         coevolve.CoEvolution.create(smoke_config(lift_root_smoothing_s=-1.0))
+
+
+def test_a_run_checkpointed_with_another_observation_layout_is_refused_on_resume(tmp_path):
+    """A policy reads its inputs by position: resuming a run whose imitator saw another observation layout (runs
+    written before layouts were recorded saw layout 1) must fail, naming the cause, instead of training on."""
+    from ptjax import checkpoint
+    from ptjax.coevolve.driver import open_run
+    from ptjax.imitator.env import OBSERVATION_LAYOUT
+    store = checkpoint.CheckpointStore(str(tmp_path / "checkpoints"))
+    meta = {"round": 1, "next_phase": 0, "checkpoint": 1, "history": [], "current": {}, "learner_steps": {},
+            "num_devices": 1}
+    try:
+        store.save(1, {"w": np.zeros(2, np.float32)}, metadata=meta)
+        with pytest.raises(ValueError, match="observation layout 1 .* layout 2"):
+            open_run(store, str(tmp_path), 1, resume=True)
+        store.save(2, {"w": np.zeros(2, np.float32)}, metadata=dict(meta, observation_layout=OBSERVATION_LAYOUT))
+        assert open_run(store, str(tmp_path), 1, resume=True)[1] == 2
+    finally:
+        store.close()

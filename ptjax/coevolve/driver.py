@@ -17,6 +17,7 @@ from ptjax.coevolve.config import imitator_iterations, phases_of_round
 from ptjax.coevolve.phases import CoEvolution
 from ptjax.coevolve.report import format_round, log_round
 from ptjax.coevolve.state import CoEvolutionState
+from ptjax.imitator.env import OBSERVATION_LAYOUT, check_observation_layout
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def open_run(store: ckpt_lib.CheckpointStore, workdir: str, num_devices: int, re
     """(the driver's bookkeeping, the checkpoint to restore or None): a new run's, or the last checkpoint's metadata
     when resuming. A workdir that holds checkpoints is only continued with `resume`, on as many devices."""
     meta = {"round": 0, "next_phase": 0, "checkpoint": 0, "history": [], "current": {}, "learner_steps": {},
-            "num_devices": num_devices}
+            "num_devices": num_devices, "observation_layout": OBSERVATION_LAYOUT}
     latest = store.latest_step()
     if latest is None:
         return meta, None
@@ -105,6 +106,7 @@ def open_run(store: ckpt_lib.CheckpointStore, workdir: str, num_devices: int, re
     meta = store.metadata(latest)
     if meta is None:
         raise FileNotFoundError(f"checkpoint {latest} in {store.directory!r} has no metadata")
+    check_observation_layout(meta.get("observation_layout"), f"checkpoint {latest} of {store.directory!r}")
     written_on = meta.setdefault("num_devices", num_devices)  # older runs did not record it
     if written_on != num_devices:
         raise ValueError(f"{workdir!r} was checkpointed on {written_on} devices and this job has "

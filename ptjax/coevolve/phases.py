@@ -232,9 +232,9 @@ class CoEvolution:
         """E lifts every 2D take; world frame by the gravity/PCA prior; IK to the body -> I's references."""
         from ptjax import estimator as est
         motions = []
-        for take in self.takes:
-            cam = est.predict(state.estimator, take.keypoints2d)["joints3d"]
-            world = smooth_motion(est.camera_to_world(cam), take.fps, self.config.lift_root_smoothing_s,
+        lifted = est.predict_many(state.estimator, [take.keypoints2d for take in self.takes])  # batched over takes
+        for take, out in zip(self.takes, lifted):
+            world = smooth_motion(est.camera_to_world(out["joints3d"]), take.fps, self.config.lift_root_smoothing_s,
                                   self.config.lift_pose_smoothing_s)
             motions.append(Motion(take.name, take.fps, world))
         refs = self.imitator_references(motions)

@@ -5,10 +5,10 @@ the caller; the reference library `refs` is an explicit argument (device arrays 
 compiled step serves every co-evolution round's references. `step` auto-resets finished episodes (termination,
 reference end, time limit, or a NaN guard) and reports completed-episode statistics in `state.info`.
 
-Observation (in the root's heading frame): root height, tilt (6-D rotation without heading), root linear and angular
-velocity, hinge angles and velocities, body positions relative to the root; then for each of `horizon` future
-reference frames: reference hinge angles, reference root position and orientation relative to the simulated root,
-and the offsets from simulated to reference body positions.
+Observation (in the root's heading frame; layout `OBSERVATION_LAYOUT`): root height, tilt (6-D rotation without
+heading, `geometry.matrix_to_6d`), root linear and angular velocity, hinge angles and velocities, body positions
+relative to the root; then for each of `horizon` future reference frames: reference hinge angles, reference root
+position and orientation relative to the simulated root, and the offsets from simulated to reference body positions.
 
 Action: PD target offsets (radians, times `action_scale`) added to the next reference frame's hinge angles and
 clipped to the joint ranges, plus, with `residual_force`, a 6-D root wrench (RFC, Yuan & Kitani 2020) scaled by
@@ -33,7 +33,7 @@ from brax.envs.base import State  # noqa: E402
 
 from ptjax import skeleton
 from ptjax.imitator.humanoid import BODIES, Humanoid
-from ptjax.geometry import heading_rotation, matrix_to_quat, quat_to_matrix, rotation_angle, so3_log
+from ptjax.geometry import heading_rotation, matrix_to_6d, matrix_to_quat, quat_to_matrix, rotation_angle, so3_log
 from ptjax.imitator.humanoid_kinematics import body_transforms, kinematic_tree
 from ptjax.imitator.retarget import ReferenceMotion
 
@@ -167,12 +167,22 @@ def make_library(refs: Sequence[ReferenceMotion], max_frames: int | None = None,
     return ReferenceLibrary(lengths=jnp.asarray(lengths, jnp.int32), weights=jnp.asarray(w, jnp.float32), **fields)
 
 
-# --- the observation's rotation layout -----------------------------------------------------------------------------
+# --- the observation's layout ---------------------------------------------------------------------------------------
 
-def rot6d(rot: jax.Array) -> jax.Array:
-    """The observation's 6-D rotations: the first two columns row by row (r00, r01, r10, r11, r20, r21), not
-    `geometry.matrix_to_6d`'s layout; trained policies' inputs depend on it."""
-    return rot[..., :, :2].reshape(rot.shape[:-2] + (6,))
+# Version of `TrackingEnv.observation`'s layout, recorded with every imitator checkpoint: a policy reads its inputs by
+# position, so a checkpoint of another layout is refused rather than fed permuted inputs. 1: rotations as 6-D row
+# by row (r00, r01, r10, ...); 2: `geometry.matrix_to_6d`'s layout (the first two columns, concatenated).
+OBSERVATION_LAYOUT = 2
+
+
+def check_observation_layout(recorded, where: str) -> None:
+    """Refuse a checkpoint whose recorded observation layout (None: written before layouts were recorded, i.e. 1)
+    is not this version's `OBSERVATION_LAYOUT`."""
+    recorded = 1 if recorded is None else int(recorded)
+    if recorded != OBSERVATION_LAYOUT:
+        raise ValueError(f"{where} holds an imitator trained on observation layout {recorded} and this ptjax builds "
+                         f"layout {OBSERVATION_LAYOUT} (ptjax.imitator.env.OBSERVATION_LAYOUT: 6-D rotations in "
+                         "geometry.matrix_to_6d's order); its policy would read permuted inputs, so train it again")
 
 
 class TrackingEnv:
@@ -265,7 +275,7 @@ class TrackingEnv:
         qvel = data.qvel
         proprio = [
             root[2:3],
-            rot6d(inv_h @ root_rot),
+            matrix_to_6d(inv_h @ root_rot),
             inv_h @ qvel[0:3],
             qvel[3:6],
             data.qpos[self.hinge_adr],
@@ -279,7 +289,7 @@ class TrackingEnv:
             task += [
                 r_qpos[self.hinge_adr],
                 inv_h @ (r_pos[0] - root),
-                rot6d(inv_h @ r_root_rot),
+                matrix_to_6d(inv_h @ r_root_rot),
                 ((r_pos - pos) @ heading).ravel(),
             ]
         return jnp.concatenate(proprio + task)

@@ -23,7 +23,7 @@ from ptjax import checkpoint, parallel, training
 from ptjax.data import Motion, load_clips
 from ptjax.imitator import humanoid as humanoid_lib
 from ptjax.imitator import retarget
-from ptjax.imitator.env import ReferenceLibrary, TrackingEnv, make_library
+from ptjax.imitator.env import OBSERVATION_LAYOUT, ReferenceLibrary, TrackingEnv, check_observation_layout, make_library
 from ptjax.imitator import ppo
 from ptjax.imitator.rollout import RolloutResult, failsafe_rollout
 
@@ -144,7 +144,9 @@ def _plot_history(history: list[dict], workdir: str) -> None:
 def _resume(store: checkpoint.CheckpointStore, template: ppo.PPOState, mesh, history_path: str
             ) -> tuple[ppo.PPOState, list[dict]]:
     """The latest checkpoint's state (sharded over `mesh`) and the training history logged so far."""
-    state, _ = store.restore(template)
+    state, step = store.restore(template)
+    check_observation_layout((store.metadata(step) or {}).get("observation_layout"),
+                             f"checkpoint {step} of {store.directory!r}")
     history = []
     if os.path.exists(history_path):
         with open(history_path) as f:
@@ -205,12 +207,14 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             if config.eval_every and it1 % config.eval_every == 0:
                 log_eval(it1)
             if it1 % config.checkpoint_every == 0:
-                store.save(it1, state, metadata={"iteration": it1, "takes": names})
+                store.save(it1, state, metadata={"iteration": it1, "takes": names,
+                                                      "observation_layout": OBSERVATION_LAYOUT})
             if config.max_minutes and parallel.agree(time.time() - t0 > 60 * config.max_minutes):
                 bar.write(f"stopping after {time.time() - t0:.0f} s (max_minutes={config.max_minutes})")
                 break
         final_it = int(parallel.unstack(state.iteration))
-        store.save(final_it, state, metadata={"iteration": final_it, "takes": names})
+        store.save(final_it, state, metadata={"iteration": final_it, "takes": names,
+                                               "observation_layout": OBSERVATION_LAYOUT})
         final = log_eval(final_it)
     finally:
         writer.close()
@@ -237,5 +241,8 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None):
     mesh = make_mesh(config)
     library = make_library(references(spec, motions))
     template = init(jax.random.PRNGKey(config.seed), spec, library, mesh)
-    state, _ = checkpoint.restore(os.path.join(workdir, "checkpoints"), template)
+    directory = os.path.join(workdir, "checkpoints")
+    state, step = checkpoint.restore(directory, template)
+    check_observation_layout((checkpoint.load_metadata(directory, step) or {}).get("observation_layout"),
+                             f"checkpoint {step} of {directory!r}")
     return parallel.shard_stacked(state, mesh), library, [m.name for m in motions]
