@@ -8,6 +8,26 @@ import ml_collections
 from ptjax.data import HELDOUT_CLIPS, LARGE_HELDOUT_CLIPS, LARGE_TRAIN_CLIPS, TRAIN_CLIPS
 
 
+def _model_config() -> ml_collections.ConfigDict:
+    """The generator and its discriminators (the original's sizes in the comments)."""
+    m = ml_collections.ConfigDict()
+    m.encoder_hidden = 256     # original 512
+    m.encoder_out = 128        # original 256 (also the z_tta and z_target size)
+    m.lstm_size = 512          # original 1536
+    m.decoder_hidden = (256, 128)  # original (512, 256)
+    m.residual = "hermite"    # outputs add to an analytic in-between: "hermite" (cubic, leaves the context
+                              # with its velocity) or "interpolation" (linear); or to the frame ("state", RMI)
+    m.target_noise = 0.5       # z_target ~ N(0, 1) scaled by 0.5 * lambda(tta)
+    m.noise_start = 5.0        # lambda = 0 below 5 frames to arrival, 1 from 30
+    m.noise_end = 30.0
+    m.disc_hidden = (256, 128)  # per-window MLP of the motion discriminators (original 512, 256)
+    m.short_kernel = 3
+    m.long_kernel = 10
+    m.disc_windows = "conv"    # the discriminators' first layer: "conv" or "product" (the same weights as one
+                               # product of stacked windows: ~6x faster co-evolution H steps on XLA:CPU)
+    return m
+
+
 def default_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
@@ -16,21 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.min_transition = 5         # transition lengths L sampled in [min, max] during training (RMI: 5..30)
     c.max_transition = 30
 
-    c.model = ml_collections.ConfigDict()
-    c.model.encoder_hidden = 256     # original 512
-    c.model.encoder_out = 128        # original 256 (also the z_tta and z_target size)
-    c.model.lstm_size = 512          # original 1536
-    c.model.decoder_hidden = (256, 128)  # original (512, 256)
-    c.model.residual = "hermite"    # outputs add to an analytic in-between: "hermite" (cubic, leaves the context
-                                    # with its velocity) or "interpolation" (linear); or to the frame ("state", RMI)
-    c.model.target_noise = 0.5       # z_target ~ N(0, 1) scaled by 0.5 * lambda(tta)
-    c.model.noise_start = 5.0        # lambda = 0 below 5 frames to arrival, 1 from 30
-    c.model.noise_end = 30.0
-    c.model.disc_hidden = (256, 128)  # per-window MLP of the motion discriminators (original 512, 256)
-    c.model.short_kernel = 3
-    c.model.long_kernel = 10
-    c.model.disc_windows = "conv"    # the discriminators' first layer: "conv" or "product" (the same weights as one
-                                     # product of stacked windows: ~6x faster co-evolution H steps on XLA:CPU)
+    c.model = _model_config()
 
     c.loss = ml_collections.ConfigDict()
     c.loss.position = 1.0       # L1 on canonical joint positions (m)

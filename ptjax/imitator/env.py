@@ -176,8 +176,7 @@ OBSERVATION_LAYOUT = 2
 
 
 def check_observation_layout(recorded, where: str) -> None:
-    """Refuse a checkpoint whose recorded observation layout (None: written before layouts were recorded, i.e. 1)
-    is not this version's `OBSERVATION_LAYOUT`."""
+    """Refuse a checkpoint of another layout than `OBSERVATION_LAYOUT` (None: one written before layouts were)."""
     recorded = 1 if recorded is None else int(recorded)
     if recorded != OBSERVATION_LAYOUT:
         raise ValueError(f"{where} holds an imitator trained on observation layout {recorded} and this ptjax builds "
