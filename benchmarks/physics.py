@@ -21,7 +21,7 @@ import functools
 import json
 import time
 
-from ptjax._mjx import mjx  # noqa: F401  (before brax/mujoco users: silences MJX's import chatter)
+from ptjax.mjx_support import mjx  # noqa: F401  (before brax/mujoco users: silences MJX's import chatter)
 
 import jax
 import jax.numpy as jnp

@@ -18,7 +18,7 @@ import functools
 import json
 import time
 
-from ptjax._mjx import mjx  # noqa: F401  (first: silences MJX's import chatter)
+from ptjax.mjx_support import mjx  # noqa: F401  (first: silences MJX's import chatter)
 
 import jax
 

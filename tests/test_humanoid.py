@@ -2,7 +2,7 @@ import jax
 import mujoco
 import numpy as np
 import pytest
-from ptjax._mjx import mjx
+from ptjax.mjx_support import mjx
 
 from ptjax import skeleton
 from ptjax.data import load_clips

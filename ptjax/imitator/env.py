@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ptjax._mjx import check_jax_supports_mjx, mjx  # noqa: F401  (before brax: silences mujoco.mjx's notice)
+from ptjax.mjx_support import check_jax_supports_mjx, mjx  # noqa: F401  (before brax: silences mujoco.mjx's notice)
 from brax.envs.base import State  # noqa: E402
 
 from ptjax import skeleton

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ptjax._mjx import mjx  # noqa: F401  (before brax: silences mujoco.mjx's import notice)
+from ptjax.mjx_support import mjx  # noqa: F401  (before brax: silences mujoco.mjx's import notice)
 from brax.envs.base import State  # noqa: E402
 
 from ptjax.data.motion import Motion

@@ -1,5 +1,6 @@
-"""`mujoco.mjx`, imported quietly: its import prints a notice on stdout when the optional `warp` GPU backend is
-absent (always the case on CPU), which would pollute every command's output."""
+"""`mujoco.mjx`, imported quietly (import it from here, before brax), and the jax versions MJX can run on. MJX's
+import prints a notice on stdout when the optional `warp` GPU backend is absent (always the case on CPU), which
+would pollute every command's output."""
 
 import contextlib
 import io
