@@ -73,7 +73,7 @@ def _parse_value(text: str, current, key: str):
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> ml_collections.ConfigDict:
     """Apply `--config.a.b=value` (or `a.b=value`) strings to a copy of `config`."""
-    config = ml_collections.ConfigDict(config.to_dict())
+    config = ml_collections.ConfigDict(config.to_dict(preserve_field_references=True))  # shared fields stay shared
     for item in overrides:
         text = item[len(OVERRIDE_PREFIX):] if item.startswith(OVERRIDE_PREFIX) else item
         key, sep, raw = text.partition("=")

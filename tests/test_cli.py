@@ -55,3 +55,13 @@ def test_a_misspelt_key_in_a_config_file_is_an_error_naming_it(tmp_path):
                    "    c.estimator.optim.learning_rat = 1e-3\n    return c\n")
     with pytest.raises(ValueError, match="bad.py.*learning_rat.*cannot be added"):
         load_config(str(bad))
+
+
+def test_the_coevolutions_seed_and_frame_rate_reach_its_components_through_overrides():
+    """One seed and one frame rate: a component's copy can never silently disagree with the co-evolution's."""
+    config = apply_overrides(load_config("configs/demo.py"), ["--config.seed=2", "--config.data.fps=25.0"])
+    assert [config.estimator.seed, config.imitator.seed, config.hallucinator.seed] == [2, 2, 2]
+    assert config.imitator.fps == config.hallucinator.fps == 25.0
+    config = apply_overrides(config, ["--config.hallucinator.seed=5"])
+    assert config.seed == config.imitator.seed == 5
+    assert json.loads(json.dumps(config.to_dict()))["imitator"]["seed"] == 5  # config.json holds plain values

@@ -71,6 +71,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.gif = True
     c.gif_frames = 90
     c.max_to_keep = 3
+    # One seed and one frame rate: the components' own fields follow the co-evolution's (references, so an
+    # override of `seed` or `data.fps` reaches them, and setting one of theirs sets the shared value).
+    for component in (c.estimator, c.imitator, c.hallucinator):
+        component.seed = c.get_ref("seed")
+    c.imitator.fps = c.hallucinator.fps = c.data.get_ref("fps")
     c.lock()  # a misspelt key in a config file is an error, not a new field
     return c
 
