@@ -51,7 +51,7 @@ def get_config(variant: str = ""):
     h.train.steps = 200
     h.optim.decay_steps = 1000    # the cosine schedule of H's default 1,000 steps, cut at 200
     h.train.batch_size = 32
-    h.model.disc_windows = "product"  # the discriminators' first layer as one product: 6x faster H steps in the scan
+    h.model.disc_windows = "product"  # the discriminators' first layer as one product (docs/architecture.md)
     c.refine_iterations = 5
     c.steps_per_call = 50
     if variant == "large":

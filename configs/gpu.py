@@ -25,7 +25,7 @@ def get_config(variant: str = ""):
     c.split_takes = True              # with several accelerators, each solves and rolls out its share of the takes
 
     i = c.imitator                    # 4096 humanoids, the paper's policy sizes
-    i.retarget.ik_jacobian = "geometric"  # the takes' IK in closed form: ~2.5x faster than jacfwd
+    i.retarget.ik_jacobian = "geometric"  # the takes' IK in closed form (faster than jacfwd: docs/architecture.md)
 
     e = c.estimator                   # the paper's 1024-channel 27-frame estimator, batch 1024
     e.pairs.adversarial = True
@@ -42,7 +42,7 @@ def get_config(variant: str = ""):
     i.iterations = 300
 
     c.hallucinator = paper_config()   # the paper's model; batch 1024 instead of its 128
-    c.hallucinator.model.disc_windows = "product"  # on XLA:CPU, ~6x faster H steps in the scan
+    c.hallucinator.model.disc_windows = "product"  # faster H steps in the scan on XLA:CPU (docs/architecture.md)
     c.hallucinate_from = 1
     c.hallucinator.train.steps = 2000
     c.hallucinator.train.batch_size = 1024
