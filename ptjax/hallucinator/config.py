@@ -24,7 +24,8 @@ def _model_config() -> ml_collections.ConfigDict:
     m.short_kernel = 3
     m.long_kernel = 10
     m.disc_windows = "conv"    # the discriminators' first layer: "conv" or "product" (the same weights as one
-                               # product of stacked windows: faster in the co-evolution on XLA:CPU, docs/architecture.md)
+                               # product of stacked windows: faster in the co-evolution on XLA:CPU; see
+                               # docs/architecture.md)
     return m
 
 

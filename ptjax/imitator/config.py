@@ -22,8 +22,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.env = env_lib.default_config()
     c.sim = ml_collections.ConfigDict(dict(timestep=1.0 / 90.0, substeps=3, solver="newton", iterations=3,
                                            ls_iterations=5, joint_limits="hinge1"))
-    # ik_jacobian: "autodiff" (jax.jacfwd, the measured figures') or "geometric" (closed form, faster: docs/architecture.md;
-    # equal up to float rounding; configs/gpu.py)
+    # ik_jacobian: "autodiff" (jax.jacfwd, the measured figures') or "geometric" (closed form, faster, equal up to
+    # float rounding: docs/architecture.md; configs/gpu.py)
     c.retarget = ml_collections.ConfigDict(dict(ground="clip", fix_handedness=False, reset_bone_lengths=True,
                                                 ik_jacobian="autodiff"))
     c.body = ml_collections.ConfigDict(dict(shape="default", total_mass=70.0))  # "default" | "motion"
