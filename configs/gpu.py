@@ -8,7 +8,7 @@ For Human3.6M itself use configs/h36m.py (the same sizes, the paper's schedule).
 accelerator or more; on a CPU a round takes hours.
 """
 
-from ptjax.coevolve import default_config
+from ptjax.coevolve import default_config, share_seed_and_fps
 from ptjax.data import LARGE_HELDOUT_CLIPS, LARGE_TRAIN_CLIPS
 from ptjax.hallucinator import paper_config
 
@@ -42,6 +42,7 @@ def get_config(variant: str = ""):
     i.iterations = 300
 
     c.hallucinator = paper_config()   # the paper's model; batch 1024 instead of its 128
+    share_seed_and_fps(c, ["hallucinator"])  # the new hallucinator config follows seed and data.fps too
     c.hallucinator.model.disc_windows = "product"  # faster H steps in the scan on XLA:CPU (docs/architecture.md)
     c.hallucinate_from = 1
     c.hallucinator.train.steps = 2000

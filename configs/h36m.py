@@ -8,7 +8,7 @@ after every round. Sizes follow reference/posetriplet.md: the 1024-channel 27-fr
 epochs), 4096 humanoids, the hallucinator's paper sizes from round 3, several rounds.
 """
 
-from ptjax.coevolve import default_config
+from ptjax.coevolve import default_config, share_seed_and_fps
 from ptjax.hallucinator import paper_config
 
 
@@ -31,6 +31,7 @@ def get_config(variant: str = ""):
     c.imitator_iterations_round0 = 900
     c.imitator.iterations = 3000
     c.hallucinator = paper_config()
+    share_seed_and_fps(c, ["hallucinator"])  # the new hallucinator config follows seed and data.fps too
     c.hallucinator.model.disc_windows = "product"  # faster H steps in the scan on XLA:CPU (docs/architecture.md)
     c.hallucinate_from = 3
     c.hallucinator.train.steps = 20000    # the paper's constant learning rate: no schedule to cut

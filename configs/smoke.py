@@ -3,7 +3,7 @@
     ptjax coevolve --config configs/smoke.py --workdir runs/smoke
 """
 
-from ptjax.coevolve import default_config
+from ptjax.coevolve import default_config, share_seed_and_fps
 
 
 def get_config(variant: str = ""):
@@ -40,6 +40,7 @@ def get_config(variant: str = ""):
 
     from ptjax.hallucinator import tiny_config
     c.hallucinator = tiny_config()
+    share_seed_and_fps(c, ["hallucinator"])  # the new hallucinator config follows seed and data.fps too
     c.hallucinator.train.steps = 4
     c.hallucinator.optim.decay_steps = 30   # tiny_config's schedule, cut at 4 steps
     c.hallucinator.train.batch_size = 8

@@ -57,11 +57,23 @@ def test_a_misspelt_key_in_a_config_file_is_an_error_naming_it(tmp_path):
         load_config(str(bad))
 
 
-def test_the_coevolutions_seed_and_frame_rate_reach_its_components_through_overrides():
-    """One seed and one frame rate: a component's copy can never silently disagree with the co-evolution's."""
-    config = apply_overrides(load_config("configs/demo.py"), ["--config.seed=2", "--config.data.fps=25.0"])
+@pytest.mark.parametrize("spec", ["configs/demo.py", "configs/smoke.py", "configs/gpu.py", "configs/h36m.py"])
+def test_the_coevolutions_seed_and_frame_rate_reach_its_components_through_overrides(spec):
+    """One seed and one frame rate: a component's copy can never silently disagree with the co-evolution's (smoke,
+    gpu and h36m replace the hallucinator's config and share them again)."""
+    config = apply_overrides(load_config(spec), ["--config.seed=2", "--config.data.fps=25.0"])
     assert [config.estimator.seed, config.imitator.seed, config.hallucinator.seed] == [2, 2, 2]
     assert config.imitator.fps == config.hallucinator.fps == 25.0
     config = apply_overrides(config, ["--config.hallucinator.seed=5"])
     assert config.seed == config.imitator.seed == 5
     assert json.loads(json.dumps(config.to_dict()))["imitator"]["seed"] == 5  # config.json holds plain values
+
+
+def test_a_replaced_component_that_does_not_share_the_seed_is_refused():
+    from ptjax.coevolve import check_config, default_config
+    from ptjax.hallucinator import tiny_config
+    config = default_config()
+    config.seed = 4
+    config.hallucinator = tiny_config()
+    with pytest.raises(ValueError, match=r"hallucinator.seed \(0\) differs .*share_seed_and_fps"):
+        check_config(config, 1)

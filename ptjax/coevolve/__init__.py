@@ -35,7 +35,8 @@ The package by concern: `config` (settings, their check, a round's phases), `sta
 
 from ptjax.coevolve.cold_start import cold_start_qpos, random_root_trajectories
 from ptjax.coevolve.config import (LEARNERS, PHASES, check_config, default_config, estimator_batch, estimator_steps,
-                                    hallucinator_batch, hallucinator_steps, imitator_iterations, phases_of_round)
+                                    hallucinator_batch, hallucinator_steps, imitator_iterations, phases_of_round,
+                                    share_seed_and_fps)
 from ptjax.coevolve.driver import open_run, run, run_phase
 from ptjax.coevolve.phases import AXIS, CoEvolution, smooth_motion
 from ptjax.coevolve.report import format_round, format_table, log_round
@@ -46,4 +47,4 @@ __all__ = ["AXIS", "LEARNERS", "PHASES", "CoEvolution", "CoEvolutionState", "che
            "cut_at_resets", "default_config", "empty_buffer", "estimator_batch", "estimator_steps", "fill_buffer",
            "format_round", "format_table", "hallucinator_batch", "hallucinator_steps", "imitator_iterations",
            "load_takes", "log_round", "open_run", "phases_of_round", "random_root_trajectories", "run", "run_phase",
-           "smooth_motion"]
+           "share_seed_and_fps", "smooth_motion"]

@@ -71,12 +71,21 @@ def default_config() -> ml_collections.ConfigDict:
     c.gif = True
     c.gif_frames = 90
     c.max_to_keep = 3
-    # One seed and one frame rate: the components' own fields follow the co-evolution's (references, so an
-    # override of `seed` or `data.fps` reaches them, and setting one of theirs sets the shared value).
-    for component in (c.estimator, c.imitator, c.hallucinator):
-        component.seed = c.get_ref("seed")
-    c.imitator.fps = c.hallucinator.fps = c.data.get_ref("fps")
+    share_seed_and_fps(c)
     c.lock()  # a misspelt key in a config file is an error, not a new field
+    return c
+
+
+def share_seed_and_fps(c: ml_collections.ConfigDict, components=("estimator", "imitator", "hallucinator")
+                       ) -> ml_collections.ConfigDict:
+    """One seed and one frame rate: the components' own `seed` (and the imitator's and hallucinator's `fps`) become
+    references to the co-evolution's `seed` and `data.fps` (an override of either reaches them; setting one of
+    theirs sets the shared value). A config file that replaces a component (`c.hallucinator = paper_config()`)
+    calls this for that component; `check_config` refuses a disagreement."""
+    for name in components:
+        c[name].seed = c.get_ref("seed")
+        if name != "estimator":  # E's data.fps is its rate augmentation, not the co-evolution's frame rate
+            c[name].fps = c.data.get_ref("fps")
     return c
 
 
@@ -91,6 +100,11 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
     need(isinstance(c.data.get("chunks_per_clip", 0), int) and c.data.get("chunks_per_clip", 0) >= 0,
          f"data.chunks_per_clip must be an integer >= 0, got {c.data.get('chunks_per_clip')!r}")
     need(len(c.data.train_clips) >= 1 and len(c.data.heldout_clips) >= 1, "need training and held-out clips")
+    copies = [(f"{n}.seed", c[n].seed, c.seed) for n in ("estimator", "imitator", "hallucinator")]
+    copies += [(f"{n}.fps", c[n].fps, c.data.fps) for n in ("imitator", "hallucinator")]
+    for key, value, shared in copies:
+        need(value == shared, f"{key} ({value}) differs from the co-evolution's ({shared}): a config file that "
+                              "replaces a component calls coevolve.share_seed_and_fps(config) after it")
     need(c.data.source != "clips" or not set(c.data.train_clips) & set(c.data.heldout_clips),
          f"clips in both splits: {sorted(set(c.data.train_clips) & set(c.data.heldout_clips))}")
     counts = {"estimator.optim.num_epochs": c.estimator.optim.num_epochs,

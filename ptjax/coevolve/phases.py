@@ -46,7 +46,6 @@ class CoEvolution:
         check_config(config, n)
         i_config = ml_collections.ConfigDict(config.imitator.to_dict())
         i_config.num_devices = n
-        i_config.fps = float(config.data.fps)
         imitator = imitator_lib.make_spec(i_config)
         mesh = imitator_lib.make_mesh(i_config)
         takes, heldout = load_takes(config)
