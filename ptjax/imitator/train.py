@@ -141,12 +141,22 @@ def _plot_history(history: list[dict], workdir: str) -> None:
                         xlabel="environment steps", ylabel=label, title="imitator training")
 
 
-def _resume(store: checkpoint.CheckpointStore, template: ppo.PPOState, mesh, history_path: str
-            ) -> tuple[ppo.PPOState, list[dict]]:
-    """The latest checkpoint's state (sharded over `mesh`) and the training history logged so far."""
+def _checkpoint_metadata(iteration: int, names: list[str]) -> dict:
+    return {"iteration": iteration, "takes": names, "observation_layout": OBSERVATION_LAYOUT}
+
+
+def _restore(store: checkpoint.CheckpointStore, template: ppo.PPOState) -> ppo.PPOState:
+    """The latest checkpoint's state, refused if its policy was trained on another observation layout."""
     state, step = store.restore(template)
     check_observation_layout((store.metadata(step) or {}).get("observation_layout"),
                              f"checkpoint {step} of {store.directory!r}")
+    return state
+
+
+def _resume(store: checkpoint.CheckpointStore, template: ppo.PPOState, mesh, history_path: str
+            ) -> tuple[ppo.PPOState, list[dict]]:
+    """The latest checkpoint's state (sharded over `mesh`) and the training history logged so far."""
+    state = _restore(store, template)
     history = []
     if os.path.exists(history_path):
         with open(history_path) as f:
@@ -207,14 +217,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, resume: bool = False,
             if config.eval_every and it1 % config.eval_every == 0:
                 log_eval(it1)
             if it1 % config.checkpoint_every == 0:
-                store.save(it1, state, metadata={"iteration": it1, "takes": names,
-                                                      "observation_layout": OBSERVATION_LAYOUT})
+                store.save(it1, state, metadata=_checkpoint_metadata(it1, names))
             if config.max_minutes and parallel.agree(time.time() - t0 > 60 * config.max_minutes):
                 bar.write(f"stopping after {time.time() - t0:.0f} s (max_minutes={config.max_minutes})")
                 break
         final_it = int(parallel.unstack(state.iteration))
-        store.save(final_it, state, metadata={"iteration": final_it, "takes": names,
-                                               "observation_layout": OBSERVATION_LAYOUT})
+        store.save(final_it, state, metadata=_checkpoint_metadata(final_it, names))
         final = log_eval(final_it)
     finally:
         writer.close()
@@ -242,7 +250,8 @@ def load(workdir: str, config: ml_collections.ConfigDict | None = None):
     library = make_library(references(spec, motions))
     template = init(jax.random.PRNGKey(config.seed), spec, library, mesh)
     directory = os.path.join(workdir, "checkpoints")
-    state, step = checkpoint.restore(directory, template)
-    check_observation_layout((checkpoint.load_metadata(directory, step) or {}).get("observation_layout"),
-                             f"checkpoint {step} of {directory!r}")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"no checkpoint directory {directory!r}")
+    with checkpoint.CheckpointStore(directory) as store:  # one store for the state and its metadata
+        state = _restore(store, template)
     return parallel.shard_stacked(state, mesh), library, [m.name for m in motions]
