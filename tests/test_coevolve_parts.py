@@ -3,6 +3,7 @@ of earlier rounds' motion, cuts at fail-safe resets, cold-start walks and lift s
 kill-and-resume are in test_coevolve.py; the two files run on different test workers.)"""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -97,9 +98,12 @@ def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():
         return [[float(joints[b * block + i, 0, 0, 0]) if lengths[b * block + i] else None for i in range(block)]
                 for b in range(3)]
 
-    buffer = co.new_round_motion(state_buffer, [motion(0.0)] * n, 0)
+    def rollouts(value):  # a round's rollouts of the takes, as the rollout phase hands them over
+        return coevolve.fill_buffer(coevolve.empty_buffer(n, co.max_frames, co.fps), [motion(value)] * n)
+
+    buffer = co.new_round_motion(state_buffer, rollouts(0.0), 0)
     for r in (1, 2, 3, 4):
-        buffer = co.new_round_motion(buffer, [motion(float(r))] * n, r)
+        buffer = co.new_round_motion(buffer, rollouts(float(r)), r)
         buffer = coevolve.fill_buffer(buffer, [motion(r + 0.5, 30)], offset=n)   # the round's refined piece
         got = blocks(buffer)
         for b, round_of_block in enumerate((r, r - 1, r - 2)):
@@ -114,17 +118,26 @@ def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():
 def test_rollouts_are_cut_at_fail_safe_resets():
     """H's training motion and the refined samples E keeps hold no window across a reset (the body is teleported
     there): a take with resets at frames 10 and 40 of 100 gives the stretches 10-40 and 40-100; the first 10 frames
-    are too short to keep."""
+    are too short to keep. The cut runs on device, from the reset flags, into a buffer of fixed capacity."""
+    from ptjax.data import break_free_takes, reset_free_stretches
     seq = np.arange(100, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
-    flags = np.zeros(100, bool)
-    flags[[10, 40]] = True
     clean = np.arange(30, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
-    pieces = coevolve.cut_at_resets([seq, clean], [flags, np.zeros(30, bool)], shortest=27)
-    assert [len(p) for p in pieces] == [60, 30, 30]          # longest first
-    assert pieces[0][0, 0, 0] == 40 and pieces[0][-1, 0, 0] == 99
-    assert {float(p[0, 0, 0]) for p in pieces[1:]} == {0.0, 10.0}
-    for p in pieces:  # no jump inside a piece
-        assert np.all(np.diff(p[:, 0, 0]) == 1)
+    rollouts = coevolve.fill_buffer(coevolve.empty_buffer(3, 100, 30.0), [seq, clean, seq[:20]])
+    flags = np.zeros((3, 100), bool)
+    flags[0, [10, 40]] = True
+    flags[1, 50] = True  # past the take's 30 frames: not a reset of it
+    pieces, count = reset_free_stretches(rollouts, jnp.asarray(flags), 27, 4)
+    lengths, joints = np.asarray(pieces.lengths), np.asarray(pieces.joints)
+    assert int(count) == 3 and list(lengths) == [60, 30, 30, 0]          # longest first, then take and time order
+    assert joints[0, 0, 0, 0] == 40 and joints[0, 59, 0, 0] == 99
+    assert [joints[1, 0, 0, 0], joints[2, 0, 0, 0]] == [10.0, 0.0]
+    for p, n in zip(joints, lengths):  # no jump inside a piece; the padding holds its last frame
+        assert np.all(np.diff(p[:n, 0, 0]) == 1) and np.all(p[n:, 0, 0] == p[max(n - 1, 0), 0, 0])
+    assert not joints[3].any()
+    pieces, count = reset_free_stretches(rollouts, jnp.asarray(flags), 27, 1)   # over capacity: the longest kept
+    assert int(count) == 3 and list(np.asarray(pieces.lengths)) == [60]
+    whole, count = break_free_takes(rollouts, jnp.asarray(flags), 3)    # the original's rule: whole clean takes
+    assert int(count) == 2 and list(np.asarray(whole.lengths)) == [30, 20, 0]
 
 
 def test_cold_start_trajectories_are_smooth_walks():

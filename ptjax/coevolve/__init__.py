@@ -40,11 +40,11 @@ from ptjax.coevolve.config import (LEARNERS, PHASES, check_config, default_confi
 from ptjax.coevolve.driver import open_run, run, run_phase
 from ptjax.coevolve.phases import AXIS, CoEvolution, smooth_motion
 from ptjax.coevolve.report import format_round, format_table, log_round
-from ptjax.coevolve.state import CoEvolutionState, cut_at_resets, empty_buffer, fill_buffer
+from ptjax.coevolve.state import CoEvolutionState, empty_buffer, fill_buffer
 from ptjax.data.takes import load_takes
 
 __all__ = ["AXIS", "LEARNERS", "PHASES", "CoEvolution", "CoEvolutionState", "check_config", "cold_start_qpos",
-           "cut_at_resets", "default_config", "empty_buffer", "estimator_batch", "estimator_steps", "fill_buffer",
+           "default_config", "empty_buffer", "estimator_batch", "estimator_steps", "fill_buffer",
            "format_round", "format_table", "hallucinator_batch", "hallucinator_steps", "imitator_iterations",
            "load_takes", "log_round", "open_run", "phases_of_round", "random_root_trajectories", "run", "run_phase",
            "share_seed_and_fps", "smooth_motion"]

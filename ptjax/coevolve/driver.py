@@ -132,13 +132,14 @@ def run_phase(co: CoEvolution, state: CoEvolutionState, name: str, current: dict
         current["imitator_training"] = {k: last[k] for k in ("reward", "episode_length", "episode_return")
                                         if k in last}
     elif name == "rollout":
-        seqs, summary, flags, result = co.rollout(state, len(co.takes))
+        result, summary = co.rollout(state, len(co.takes))
         if config.gif and main:
             physics = co.physics_picture(result, state.references, os.path.join(workdir, f"round_{r}_physics.gif"))
             if physics:
                 current["physics_gif"] = os.path.basename(physics)
-        state = state.replace(imitated=co.replicate(co.new_round_motion(state.imitated, seqs, r)))
-        state, segments = co.fill_segments(state, seqs, flags)
+        rollouts, breaks = co.rollout_buffer(result, len(co.takes))
+        state = state.replace(imitated=co.replicate(co.new_round_motion(state.imitated, rollouts, r)))
+        state, segments = co.fill_segments(state, rollouts, breaks)
         current["imitator"] = {**summary, **segments}
     elif name == "hallucinate":
         state, current["hallucinator"] = co.hallucinate(state, log, progress)

@@ -18,8 +18,9 @@ from ptjax import parallel, training
 from ptjax.coevolve.cold_start import cold_start_qpos, random_root_trajectories
 from ptjax.coevolve.config import (LEARNERS, check_config, estimator_batch, estimator_steps, hallucinator_batch,
                                     hallucinator_steps)
-from ptjax.coevolve.state import CoEvolutionState, cut_at_resets, empty_buffer, fill_buffer
-from ptjax.data import Motion, MotionBuffer, sample_windows
+from ptjax.coevolve.state import CoEvolutionState, empty_buffer, fill_buffer
+from ptjax.data import (Motion, MotionBuffer, break_free_takes, gather_slots, reset_free_stretches, sample_windows,
+                        write_slots)
 from ptjax.data.takes import load_takes
 
 AXIS = parallel.AXIS
@@ -244,46 +245,45 @@ class CoEvolution:
                 "train_takes_p_mpjpe_mm": train_eval["p_mpjpe"]}
         return state.replace(references=self.library(refs)), info
 
-    def rollout(self, state: CoEvolutionState, count: int
-                ) -> tuple[list[np.ndarray], dict, list[np.ndarray], Any]:
-        """Fail-safe rollouts of the first `count` references: (simulated joints per take, summary, per-take
-        reset flags per frame, the whole `RolloutResult`)."""
+    def rollout(self, state: CoEvolutionState, count: int) -> tuple[Any, dict]:
+        """Fail-safe rollouts of every reference: (the whole `RolloutResult`, the summary of the first `count`)."""
         from ptjax.imitator import train as imitator_lib
         result = imitator_lib.evaluate(state.imitator, state.references, self.takes_mesh)
-        joints, lengths = np.asarray(result.joints), np.asarray(result.lengths)
-        mask = np.asarray(result.reset_mask)
         summary = result.summary(count=count)
         summary.pop("takes")
-        return ([joints[i, :lengths[i]] for i in range(count)], summary,
-                [mask[i, :lengths[i]] for i in range(count)], result)
+        return result, summary
 
-    def new_round_motion(self, previous: MotionBuffer, seqs: Sequence[np.ndarray], round_index: int
-                         ) -> MotionBuffer:
+    def rollout_buffer(self, result, count: int) -> tuple[MotionBuffer, jax.Array]:
+        """The first `count` rollouts of `result` as a buffer (the other slots empty) and their reset flags (N, T):
+        the frames where a fail-safe reset teleported the body."""
+        slots = jnp.arange(result.lengths.shape[0])
+        lengths = jnp.where(slots < count, result.lengths, 0)
+        buffer = gather_slots(result.joints, slots, jnp.zeros_like(slots), lengths, self.max_frames, self.fps)
+        return buffer, result.reset_mask.astype(bool)
+
+    def new_round_motion(self, previous: MotionBuffer, rollouts: MotionBuffer, round_index: int) -> MotionBuffer:
         """E's motion buffer for a round: this round's rollouts of the takes in the first block, the earlier rounds'
         blocks moved one block on (the oldest dropped); round 0's cold-start walks are never replayed."""
-        block = self.imitated_block
-        buffer = fill_buffer(empty_buffer(previous.num_takes, self.max_frames, self.fps), seqs)
+        block, n = self.imitated_block, len(self.takes)
+        first = jax.tree_util.tree_map(lambda x: x[:n], rollouts)
+        buffer = write_slots(empty_buffer(previous.num_takes, self.max_frames, self.fps), first, 0)
         if round_index < 2 or previous.num_takes == block:
             return buffer
-        joints, lengths = np.array(buffer.joints), np.array(buffer.lengths)
-        joints[block:] = np.asarray(previous.joints)[:-block]
-        lengths[block:] = np.asarray(previous.lengths)[:-block]
-        return buffer.replace(joints=jnp.asarray(joints), lengths=jnp.asarray(lengths))
+        return write_slots(buffer, jax.tree_util.tree_map(lambda x: x[:-block], previous), block)
 
     def segment_motions(self, state: CoEvolutionState) -> list[Motion]:
         joints, lengths = np.asarray(state.segments.joints), np.asarray(state.segments.lengths)
         return [Motion(f"imitated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
 
-    def fill_segments(self, state: CoEvolutionState, seqs, reset_flags) -> tuple[CoEvolutionState, dict]:
+    def fill_segments(self, state: CoEvolutionState, rollouts: MotionBuffer, breaks: jax.Array
+                      ) -> tuple[CoEvolutionState, dict]:
         """Cut the rollouts at their fail-safe resets (a reset teleports the body: no motion to learn from) and keep
         the longest pieces that hold at least one hallucinator training window."""
         from ptjax.hallucinator.train import min_frames
-        pieces = cut_at_resets(seqs, reset_flags, min_frames(self.config.hallucinator))
         capacity = state.segments.num_takes
-        buffer = fill_buffer(empty_buffer(capacity, self.max_frames, self.fps), pieces[:capacity])
-        info = {"segments": min(len(pieces), capacity),
-                "segment_frames": int(sum(len(p) for p in pieces[:capacity]))}
-        return state.replace(segments=self.replicate(buffer)), info
+        segments, count = reset_free_stretches(rollouts, breaks, min_frames(self.config.hallucinator), capacity)
+        info = {"segments": min(int(count), capacity), "segment_frames": int(jnp.sum(segments.lengths))}
+        return state.replace(segments=self.replicate(segments)), info
 
     def hallucinate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
         """H from scratch (as the original) on the imitated motion, then new samples into `generated`."""
@@ -321,17 +321,20 @@ class CoEvolution:
         state = state.replace(references=self.library(self.imitator_references(motions)))
         if self.config.refine_iterations:
             state, _ = self.learn(state, "imitator", int(self.config.refine_iterations), log, progress)
-        seqs, summary, flags, _ = self.rollout(state, len(motions))
-        if self.config.refine_keep == "takes":
-            kept = [seq for seq, f in zip(seqs, flags) if not f.any()]
-        else:
-            kept = cut_at_resets(seqs, flags, int(state.estimator.spec.receptive_field))[:self.num_hallucinated]
+        result, summary = self.rollout(state, len(motions))
+        rollouts, breaks = self.rollout_buffer(result, len(motions))
         n = len(self.takes)
-        imitated = np.asarray(state.imitated.lengths).copy()
-        imitated[n:self.imitated_block] = 0  # this round's refined slots only: later blocks are replayed rounds
-        imitated = fill_buffer(state.imitated.replace(lengths=jnp.asarray(imitated)), kept, offset=n)
-        info = {"kept": len(kept), "kept_frames": int(sum(len(k) for k in kept)), "sampled": len(motions),
-                "clean_samples": int(sum(not f.any() for f in flags)),
+        if self.config.refine_keep == "takes":
+            kept, count = break_free_takes(rollouts, breaks, self.num_hallucinated)
+            clean = count
+        else:
+            kept, count = reset_free_stretches(rollouts, breaks, int(state.estimator.spec.receptive_field),
+                                               self.num_hallucinated)
+            clean = break_free_takes(rollouts, breaks, 1)[1]
+        # This round's refined slots only: the later blocks are replayed rounds.
+        imitated = write_slots(state.imitated, kept, offset=n)
+        info = {"kept": min(int(count), self.num_hallucinated), "kept_frames": int(jnp.sum(kept.lengths)),
+                "sampled": len(motions), "clean_samples": int(clean),
                 **{f"imitator_{k}": v for k, v in summary.items()}}
         return state.replace(imitated=imitated, references=takes_library), info
 

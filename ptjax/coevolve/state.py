@@ -47,13 +47,3 @@ def fill_buffer(buffer: MotionBuffer, motions: Sequence[np.ndarray], offset: int
         lengths[offset + i] = len(seq)
     return buffer.replace(joints=jnp.asarray(joints), lengths=jnp.asarray(lengths))
 
-
-def cut_at_resets(seqs: Sequence[np.ndarray], reset_flags: Sequence[np.ndarray], shortest: int) -> list[np.ndarray]:
-    """The stretches of fail-safe rollouts between resets (a reset teleports the body: no motion to learn from
-    across it) that hold at least `shortest` frames, longest first."""
-    pieces = []
-    for seq, flags in zip(seqs, reset_flags):
-        cuts = [0] + [int(t) for t in np.flatnonzero(flags)] + [len(seq)]
-        pieces += [seq[a:b] for a, b in zip(cuts[:-1], cuts[1:]) if b - a >= shortest]
-    return sorted(pieces, key=len, reverse=True)
-

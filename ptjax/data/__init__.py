@@ -6,7 +6,8 @@ import functools
 import glob
 import os
 
-from ptjax.data.buffer import MotionBuffer, pack_motions, sample_windows
+from ptjax.data.buffer import (MotionBuffer, break_free_takes, gather_slots, pack_motions, reset_free_stretches,
+                               sample_windows, write_slots)
 from ptjax.data.motion import Motion
 from ptjax.data.windows import centered_windows, make_windows, pad_edges, window_starts
 
@@ -64,6 +65,7 @@ def load_clips(names=None) -> dict[str, Motion]:
     return {n: clips[n] for n in names}
 
 
-__all__ = ["Motion", "MotionBuffer", "pack_motions", "sample_windows", "TRAIN_CLIPS", "HELDOUT_CLIPS", "load_clips",
+__all__ = ["Motion", "MotionBuffer", "pack_motions", "sample_windows", "gather_slots", "reset_free_stretches",
+           "break_free_takes", "write_slots", "TRAIN_CLIPS", "HELDOUT_CLIPS", "load_clips",
            "MORE_TRAIN_CLIPS", "MORE_HELDOUT_CLIPS", "LARGE_TRAIN_CLIPS", "LARGE_HELDOUT_CLIPS", "clip_files", "make_windows", "centered_windows", "pad_edges", "window_starts",
            "CLIPS_DIR"]
