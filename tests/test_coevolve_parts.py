@@ -152,15 +152,32 @@ def test_cold_start_trajectories_are_smooth_walks():
 
 
 def test_lift_smoothing_removes_depth_jitter_and_keeps_the_motion():
+    from scipy.ndimage import gaussian_filter1d
     walk = load_clips(["walk"])["walk"]
     jitter = np.zeros_like(walk.joints)
     jitter[:, :, 1] = 0.05 * (-1.0) ** np.arange(walk.num_frames)[:, None]    # the whole body jumps +-5 cm
     noisy = walk.joints + jitter
-    out = coevolve.smooth_motion(noisy, walk.fps, 0.1, 0.0)
-    assert np.abs(out - walk.joints).mean() < 0.4 * np.abs(noisy - walk.joints).mean()
+    # Two takes padded to one length, as the lift phase batches them: each is filtered over its own frames only.
+    short = walk.num_frames // 2
+    batch = coevolve.fill_buffer(coevolve.empty_buffer(2, walk.num_frames + 8, walk.fps), [noisy, noisy[:short] + 1.0])
+
+    def smooth(root_s, pose_s):
+        return np.asarray(coevolve.smooth_motion(batch.joints, batch.lengths, walk.fps, root_s, pose_s))
+
+    out = smooth(0.1, 0.0)
+    first, second = out[0, :walk.num_frames], out[1, :short]
+    assert np.abs(first - walk.joints).mean() < 0.4 * np.abs(noisy - walk.joints).mean()
     # The pose relative to the root is untouched when only the root is smoothed, and 0 s changes nothing.
-    np.testing.assert_allclose(out - out[:, :1], noisy - noisy[:, :1], atol=1e-6)
-    np.testing.assert_allclose(coevolve.smooth_motion(noisy, walk.fps, 0.0, 0.0), noisy, atol=1e-6)
+    np.testing.assert_allclose(first - first[:, :1], noisy - noisy[:, :1], atol=1e-6)
+    np.testing.assert_allclose(smooth(0.0, 0.0)[0, :walk.num_frames], noisy, atol=1e-6)
+    # scipy's Gaussian (mode "nearest") on each take alone: the padding of a shorter take never leaks in.
+    for got, seq in ((first, noisy), (second, noisy[:short] + 1.0)):
+        root = gaussian_filter1d(seq[:, :1].astype(np.float64), 0.1 * walk.fps, axis=0, mode="nearest")
+        np.testing.assert_allclose(got[:, :1], root, atol=1e-5)
+    both = smooth(0.1, 0.05)[1, :short]
+    rel = gaussian_filter1d((noisy[:short] - noisy[:short, :1]).astype(np.float64), 0.05 * walk.fps, axis=0,
+                            mode="nearest")
+    np.testing.assert_allclose(both - both[:, :1], rel, atol=1e-5)
     with pytest.raises(ValueError, match="lift_root_smoothing_s"):
         coevolve.CoEvolution.create(smoke_config(lift_root_smoothing_s=-1.0))
 

@@ -513,5 +513,13 @@ def test_camera_to_world_is_upright_and_grounded():
         up = up_direction(take.joints_cam, prior=tilted)
         # (the body axis of a walker leans forward a few degrees; PCA recovers up to within that)
         assert np.degrees(np.arccos(np.clip(up @ true_up, -1, 1))) < 6.0
+    # Batched over padded takes of different lengths (as the co-evolution's lift runs it): each take as if alone,
+    # its padding ignored for the up direction and the ground.
+    seqs = [takes[0].joints_cam, takes[1].joints_cam[:50], takes[2].joints_cam[:7]]
+    padded = np.stack([np.concatenate([q, np.full((len(seqs[0]) - len(q), 17, 3), 9.0)]) for q in seqs])
+    batch = np.asarray(est.camera_to_world_padded(jnp.asarray(padded, jnp.float32),
+                                                  jnp.asarray([len(q) for q in seqs])))
+    for world, q in zip(batch, seqs):
+        np.testing.assert_allclose(world[:len(q)], est.camera_to_world(q), atol=1e-5)
     with pytest.raises(ValueError):
         est.camera_to_world(np.zeros((5, 16, 3)))

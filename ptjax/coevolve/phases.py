@@ -231,12 +231,13 @@ class CoEvolution:
     def lift(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
         """E lifts every 2D take; world frame by the gravity/PCA prior; IK to the body -> I's references."""
         from ptjax import estimator as est
-        motions = []
         lifted = est.predict_many(state.estimator, [take.keypoints2d for take in self.takes])  # batched over takes
-        for take, out in zip(self.takes, lifted):
-            world = smooth_motion(est.camera_to_world(out["joints3d"]), take.fps, self.config.lift_root_smoothing_s,
-                                  self.config.lift_pose_smoothing_s)
-            motions.append(Motion(take.name, take.fps, world))
+        lengths = np.array([len(out["joints3d"]) for out in lifted])
+        camera = fill_buffer(empty_buffer(len(lifted), self.max_frames, self.fps), [o["joints3d"] for o in lifted])
+        world = est.camera_to_world_padded(camera.joints, camera.lengths)
+        world = np.asarray(smooth_motion(world, camera.lengths, self.fps, float(self.config.lift_root_smoothing_s),
+                                         float(self.config.lift_pose_smoothing_s)))
+        motions = [Motion(take.name, self.fps, world[i, :n]) for i, (take, n) in enumerate(zip(self.takes, lengths))]
         refs = self.imitator_references(motions)
         ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
         # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
@@ -394,18 +395,32 @@ class CoEvolution:
                                    max_frames=int(self.config.gif_frames), fallback=lambda: None)
 
 
-def smooth_motion(joints: np.ndarray, fps: float, root_sigma_s: float, pose_sigma_s: float) -> np.ndarray:
-    """(T, 17, 3) world joints with the root (Hip) trajectory and the root-relative pose each low-passed by a
-    Gaussian of the given sigma in seconds (0 = unchanged). A lifted depth jitters from frame to frame; the body
-    cannot follow a root that jumps back and forth, and every such frame risks a fail-safe reset."""
-    from scipy.ndimage import gaussian_filter1d
-    joints = np.asarray(joints, np.float64)
-    root, rel = joints[:, :1], joints - joints[:, :1]
-    if root_sigma_s > 0:
-        root = gaussian_filter1d(root, root_sigma_s * fps, axis=0, mode="nearest")
-    if pose_sigma_s > 0:
-        rel = gaussian_filter1d(rel, pose_sigma_s * fps, axis=0, mode="nearest")
-    return (root + rel).astype(np.float32)
+@functools.partial(jax.jit, static_argnames=("fps", "root_sigma_s", "pose_sigma_s"))
+def smooth_motion(joints: jax.Array, lengths: jax.Array, fps: float, root_sigma_s: float, pose_sigma_s: float
+                  ) -> jax.Array:
+    """(N, T, 17, 3) world joints (the first lengths[i] frames valid) with the root (Hip) trajectory and the
+    root-relative pose each low-passed by a Gaussian of the given sigma in seconds (0 = unchanged), the ends held
+    (as scipy.ndimage's mode "nearest"). A lifted depth jitters from frame to frame; the body cannot follow a root
+    that jumps back and forth, and every such frame risks a fail-safe reset."""
+    root, rel = joints[:, :, :1], joints - joints[:, :, :1]
+    return (_gaussian_filter(root, lengths, root_sigma_s * fps) + _gaussian_filter(rel, lengths, pose_sigma_s * fps))
+
+
+def _gaussian_filter(x: jax.Array, lengths: jax.Array, sigma: float) -> jax.Array:
+    """x (N, T, ...) filtered along T by a Gaussian of `sigma` frames truncated at 4 sigma (scipy's kernel), each
+    sequence's valid frames edge-extended; one shifted gather per tap keeps memory at the input's size."""
+    if sigma <= 0:
+        return x
+    radius = int(4.0 * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = taps / taps.sum()
+    t = jnp.arange(x.shape[1])[None, :]
+    last = jnp.maximum(lengths[:, None] - 1, 0)
+    rows = jnp.arange(x.shape[0])[:, None]
+    out = jnp.zeros_like(x)
+    for offset, weight in zip(range(-radius, radius + 1), taps):
+        out = out + float(weight) * x[rows, jnp.clip(t + offset, 0, last)]
+    return out
 
 
 def _headline(phase: str) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from ptjax.estimator.config import Spec, default_config, spec_from_config
 from ptjax.estimator.inference import evaluate, predict, predict_many
 from ptjax.estimator.loop import pack_keypoints, sample_batch
 from ptjax.estimator.train import EstimatorState, init, restart_optimizers, update
-from ptjax.estimator.world import camera_to_world
+from ptjax.estimator.world import camera_to_world, camera_to_world_padded
 
 
 def fit(config, workdir: str, resume: bool = False, pairs_path: str | None = None, progress: bool = True) -> dict:
@@ -32,5 +32,6 @@ def fit(config, workdir: str, resume: bool = False, pairs_path: str | None = Non
 
 
 __all__ = ["EstimatorState", "Spec", "default_config", "spec_from_config", "init", "update", "restart_optimizers",
-           "predict", "predict_many", "evaluate", "save", "load", "resolve", "camera_to_world", "fit", "sample_batch",
+           "predict", "predict_many", "evaluate", "save", "load", "resolve", "camera_to_world",
+           "camera_to_world_padded", "fit", "sample_batch",
            "pack_keypoints"]

@@ -12,6 +12,10 @@ frame separately before imitation; that belongs to the retargeting step, not her
 
 from __future__ import annotations
 
+import functools
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ptjax import skeleton
@@ -22,16 +26,9 @@ PCA_AGREEMENT = 0.996
 
 def up_direction(joints_cam: np.ndarray, prior=UP_PRIOR_CAMERA, agreement: float = PCA_AGREEMENT) -> np.ndarray:
     """The world up direction (3,) in camera coordinates for a (T, 17, 3) camera-frame sequence."""
-    prior = np.asarray(prior, np.float64)
-    prior = prior / np.linalg.norm(prior)
-    rel = (joints_cam - joints_cam[:, :1]).reshape(-1, 3).astype(np.float64)
-    rel = rel - rel.mean(0)
-    if not np.any(rel):
-        return prior
-    _, _, vt = np.linalg.svd(rel, full_matrices=False)
-    axis = vt[0] / np.linalg.norm(vt[0])
-    cos = float(axis @ prior)
-    return axis * np.sign(cos) if abs(cos) > agreement else prior
+    joints = jnp.asarray(joints_cam, jnp.float32)[None]
+    valid = jnp.ones(joints.shape[:2], bool)
+    return np.asarray(_up_directions(joints, valid, _unit_prior(prior), float(agreement))[0], np.float64)
 
 
 def camera_to_world(joints_cam, prior=UP_PRIOR_CAMERA, agreement: float = PCA_AGREEMENT) -> np.ndarray:
@@ -39,18 +36,50 @@ def camera_to_world(joints_cam, prior=UP_PRIOR_CAMERA, agreement: float = PCA_AG
     joints = skeleton.check_joints(joints_cam, name="joints_cam", dims=3)
     if joints.ndim != 3 or len(joints) < 1:
         raise ValueError(f"joints_cam must be one sequence (T, 17, 3) with T >= 1, got shape {joints.shape}")
-    prior_arr = np.asarray(prior, np.float64)
-    if prior_arr.shape != (3,) or not np.isfinite(prior_arr).all() or np.linalg.norm(prior_arr) < 1e-9:
+    frames = max(16, 1 << (len(joints) - 1).bit_length())  # padded to a power of two: few compiled lengths
+    padded = np.concatenate([joints, np.repeat(joints[-1:], frames - len(joints), 0)]).astype(np.float32)
+    world = camera_to_world_padded(jnp.asarray(padded)[None], jnp.asarray([len(joints)]), _unit_prior(prior),
+                                   float(agreement))
+    return np.asarray(world[0, :len(joints)], np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("prior", "agreement"))
+def camera_to_world_padded(joints_cam: jax.Array, lengths: jax.Array, prior: tuple = UP_PRIOR_CAMERA,
+                           agreement: float = PCA_AGREEMENT) -> jax.Array:
+    """`camera_to_world` of N padded sequences at once: (N, T, 17, 3) camera-frame joints whose first lengths[i]
+    frames are valid -> (N, T, 17, 3) world joints (the padding transformed alike, ignored for the grounding)."""
+    valid = jnp.arange(joints_cam.shape[1])[None, :] < lengths[:, None]
+    up = _up_directions(joints_cam, valid, np.asarray(prior, np.float32) / np.linalg.norm(prior), agreement)
+    x_axis = jnp.array([1.0, 0.0, 0.0]) - up[:, :1] * up
+    rolled = jnp.linalg.norm(x_axis, axis=-1, keepdims=True) < 1e-6  # "up" along the camera x axis (rolled 90 deg)
+    x_axis = jnp.where(rolled, jnp.array([0.0, 0.0, 1.0]) - up[:, 2:] * up, x_axis)
+    x_axis = x_axis / jnp.linalg.norm(x_axis, axis=-1, keepdims=True)
+    rotation = jnp.stack([x_axis, jnp.cross(up, x_axis), up], axis=1)   # rows: world axes in camera coordinates
+    world = jnp.einsum("ntjc,nkc->ntjk", joints_cam, rotation)
+    origin = world[:, :1, :1, :2]
+    lowest = jnp.min(jnp.where(valid[:, :, None], world[..., 2], jnp.inf), axis=(1, 2))
+    return jnp.concatenate([world[..., :2] - origin, world[..., 2:] - lowest[:, None, None, None]], axis=-1)
+
+
+def _unit_prior(prior) -> tuple:
+    prior = np.asarray(prior, np.float64)
+    if prior.shape != (3,) or not np.isfinite(prior).all() or np.linalg.norm(prior) < 1e-9:
         raise ValueError(f"prior must be a non-zero 3-vector, got {prior!r}")
-    joints = joints.astype(np.float64)
-    up = up_direction(joints, prior_arr, agreement)
-    x_axis = np.array([1.0, 0.0, 0.0]) - up[0] * up
-    if np.linalg.norm(x_axis) < 1e-6:  # "up" along the camera x axis (camera rolled 90 degrees)
-        x_axis = np.array([0.0, 0.0, 1.0]) - up[2] * up
-    x_axis /= np.linalg.norm(x_axis)
-    y_axis = np.cross(up, x_axis)
-    rotation = np.stack([x_axis, y_axis, up])          # rows: world axes in camera coordinates
-    world = joints @ rotation.T
-    world[..., :2] -= world[0, 0, :2]
-    world[..., 2] -= world[..., 2].min()
-    return world.astype(np.float32)
+    return tuple(float(v) for v in prior / np.linalg.norm(prior))
+
+
+def _up_directions(joints_cam: jax.Array, valid: jax.Array, prior, agreement: float) -> jax.Array:
+    """(N, 3) up directions: each sequence's first principal axis of its root-relative joints over its valid frames
+    where it agrees with the prior, else the prior."""
+    prior = jnp.asarray(prior, jnp.float32)
+    weight = valid[:, :, None, None].astype(jnp.float32)
+    rel = joints_cam - joints_cam[:, :, :1]
+    mean = jnp.sum(rel * weight, axis=(1, 2)) / jnp.maximum(jnp.sum(weight, axis=(1, 2)) * rel.shape[2], 1.0)
+    centred = (rel - mean[:, None, None]) * weight
+    scatter = jnp.einsum("ntjc,ntjd->ncd", centred, centred)
+    _, vectors = jnp.linalg.eigh(scatter)
+    axis = vectors[..., -1]                                        # eigenvalues ascend: the largest is last
+    cos = axis @ prior
+    degenerate = jnp.trace(scatter, axis1=1, axis2=2) <= 0.0       # a still point: no axis to find
+    agrees = (jnp.abs(cos) > agreement) & ~degenerate
+    return jnp.where(agrees[:, None], axis * jnp.sign(cos)[:, None], prior)

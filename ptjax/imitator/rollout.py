@@ -35,35 +35,28 @@ class RolloutResult:
     def summary(self, names=None, count: int | None = None) -> dict:
         """Per-take and mean tracking measures over the first `count` takes (default all): resets (and how many
         were falls), success (no reset = never deviating beyond the termination criteria), G-MPJPE (global) and
-        MPJPE (root-relative) in mm, and the mean residual root wrench."""
-        count = len(np.asarray(self.lengths)) if count is None else int(count)
-        lengths = np.asarray(self.lengths)[:count]
-        reset_mask = np.asarray(self.reset_mask)[:count]
-        resets = reset_mask.sum(1)
-        sim, ref = np.asarray(self.joints)[:count], np.asarray(self.reference)[:count]
-        takes = {}
-        for i, n in enumerate(lengths):
-            s, r = sim[i, :n], ref[i, :n]
-            g = np.linalg.norm(s - r, axis=-1).mean()
-            rr = np.linalg.norm((s - s[:, :1]) - (r - r[:, :1]), axis=-1).mean()
-            name = names[i] if names is not None else f"take_{i}"
-            takes[name] = {"frames": int(n), "resets": int(resets[i]), "success": bool(resets[i] == 0),
-                           "g_mpjpe_mm": float(g * 1000), "mpjpe_mm": float(rr * 1000)}
-        vals = list(takes.values())
-        frames = np.array([t["frames"] for t in vals], float)
-        valid = np.arange(sim.shape[1])[None, :] < lengths[:, None]
-        fell = np.asarray(self.fell_mask)[:count] & reset_mask
+        MPJPE (root-relative) in mm, and the mean residual root wrench. Reduced on device: only per-take figures
+        reach the host, never the rollouts' joints."""
+        count = int(self.lengths.shape[0]) if count is None else int(count)
+        per_take = {k: np.asarray(v)[:count] for k, v in _per_take_measures(self).items()}
+        lengths, resets, fell = per_take["frames"], per_take["resets"], per_take["falls"]
+        names = list(names) if names is not None else [f"take_{i}" for i in range(count)]
+        takes = {names[i]: {"frames": int(lengths[i]), "resets": int(resets[i]), "success": bool(resets[i] == 0),
+                            "g_mpjpe_mm": float(per_take["g_mpjpe"][i] * 1000),
+                            "mpjpe_mm": float(per_take["mpjpe"][i] * 1000)} for i in range(count)}
+        frames = lengths.astype(np.float64)
+        total = max(float(frames.sum()), 1.0)
         return {
-            "success_rate": float(np.mean([t["success"] for t in vals])),
+            "success_rate": float(np.mean(resets == 0)),
             "resets": int(resets.sum()),
             "resets_fell": int(fell.sum()),
             "resets_drift": int(resets.sum() - fell.sum()),
-            "g_mpjpe_mm": float(np.average([t["g_mpjpe_mm"] for t in vals], weights=frames)),
-            "mpjpe_mm": float(np.average([t["mpjpe_mm"] for t in vals], weights=frames)),
+            "g_mpjpe_mm": float(np.average(per_take["g_mpjpe"] * 1000, weights=frames)),
+            "mpjpe_mm": float(np.average(per_take["mpjpe"] * 1000, weights=frames)),
             # Mean magnitude of the residual root wrench (RFC) over every simulated frame: a body held up by it,
             # rather than by its feet, shows here (its weight is about 690 N).
-            "residual_force_n": float(np.asarray(self.residual_force)[:count][valid].mean()),
-            "residual_torque_nm": float(np.asarray(self.residual_torque)[:count][valid].mean()),
+            "residual_force_n": float(per_take["residual_force_sum"].sum() / total),
+            "residual_torque_nm": float(per_take["residual_torque_sum"].sum() / total),
             "takes": takes,
         }
 
@@ -148,3 +141,24 @@ def failsafe_rollout(env: TrackingEnv, act_fn, refs: ReferenceLibrary, rng: jax.
                          joint_error=jnp.where(valid, err, 0.0), fell_mask=per_frame(fell) & valid,
                          residual_force=jnp.where(valid, per_frame(force), 0.0),
                          residual_torque=jnp.where(valid, per_frame(torque), 0.0))
+
+
+@jax.jit
+def _per_take_measures(result: RolloutResult) -> dict:
+    """(N,) per-take figures of a rollout over each take's valid frames: frames, resets, falls, mean global and
+    root-relative joint error (m), and the sums of the residual root force and torque magnitudes."""
+    valid = jnp.arange(result.reset_mask.shape[1])[None, :] < result.lengths[:, None]
+    sim, ref = result.joints, result.reference
+    frames = jnp.maximum(result.lengths, 1).astype(jnp.float32)
+
+    def mean_over_frames(x):
+        return jnp.sum(jnp.where(valid, x, 0.0), axis=1) / frames
+
+    relative = (sim - sim[:, :, :1]) - (ref - ref[:, :, :1])
+    resets = result.reset_mask & valid
+    return {"frames": result.lengths, "resets": jnp.sum(resets, axis=1),
+            "falls": jnp.sum(resets & result.fell_mask, axis=1),
+            "g_mpjpe": mean_over_frames(jnp.mean(jnp.linalg.norm(sim - ref, axis=-1), axis=-1)),
+            "mpjpe": mean_over_frames(jnp.mean(jnp.linalg.norm(relative, axis=-1), axis=-1)),
+            "residual_force_sum": jnp.sum(jnp.where(valid, result.residual_force, 0.0), axis=1),
+            "residual_torque_sum": jnp.sum(jnp.where(valid, result.residual_torque, 0.0), axis=1)}
