@@ -82,6 +82,10 @@ def test_bad_configs_are_refused():
     c.imitator.retarget.ik_jacobian = "numeric"
     with pytest.raises(ValueError, match="imitator.retarget.ik_jacobian"):
         coevolve.CoEvolution.create(c)
+    c = smoke_config()
+    c.imitator.retarget.prepare = "gpu"
+    with pytest.raises(ValueError, match="imitator.retarget.prepare"):
+        coevolve.CoEvolution.create(c)
 
 
 def test_earlier_rounds_motion_is_replayed_but_never_the_cold_start():

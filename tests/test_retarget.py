@@ -137,3 +137,46 @@ def test_bad_input_is_refused(body):
         retarget.retarget(body, Motion("one", 30.0, walk.joints[:1]))
     with pytest.raises(ValueError, match="ground"):
         retarget.RetargetConfig(ground="sometimes")
+
+
+def test_device_preparation_equals_the_host_one(body, references):
+    """RetargetConfig(prepare="device") (configs/gpu.py) prepares the padded takes in one float32 program: the same
+    repaired, bone-reset, grounded joints as the numpy path take by take (up to float rounding), for every grounding
+    and with handedness repair, on takes of different lengths; a zero-length bone is refused naming the take."""
+    clips = load_clips(["walk", "cartwheel", "run"])
+    motions = [m.resample(30.0) for m in clips.values()]  # prepare_padded takes motion at the control rate
+    flipped = motions[0].joints.copy()
+    flipped[[4, 9]] = flipped[[4, 9]][:, list(skeleton.FLIP_PERMUTATION)]
+    motions[0] = Motion("walk_flipped", 30.0, flipped)
+    lengths = [m.num_frames for m in motions]
+    padded = np.zeros((len(motions), max(lengths), skeleton.NUM_JOINTS, 3), np.float32)
+    for i, m in enumerate(motions):
+        padded[i, :m.num_frames] = m.joints
+    for ground in ("clip", "frame", "none"):
+        cfg = retarget.RetargetConfig(fix_handedness=True, ground=ground)
+        device, swapped, degenerate = retarget.prepare_padded(
+            padded, np.asarray(lengths), np.asarray(body.shape.bone_lengths, np.float32), body.shape.ankle_height,
+            fix_handedness=True, ground=ground)
+        assert not np.any(degenerate)
+        for i, m in enumerate(motions):
+            host, host_swapped = retarget.prepare_joints(body, m, cfg)
+            np.testing.assert_allclose(np.asarray(device[i, :lengths[i]]), host, atol=2e-5, err_msg=ground)
+            np.testing.assert_array_equal(np.asarray(swapped[i, :lengths[i]]), host_swapped)
+            np.testing.assert_array_equal(np.asarray(device[i, lengths[i]:]),
+                                          np.broadcast_to(device[i, lengths[i] - 1], device[i, lengths[i]:].shape))
+    assert np.asarray(swapped[0]).sum() >= 1
+    collapsed = motions[2].joints.copy()
+    collapsed[:, 2] = collapsed[:, 1]
+    with pytest.raises(ValueError, match="'collapsed' has a zero-length bone"):
+        retarget.retarget_many(body, [motions[1], Motion("collapsed", 30.0, collapsed)],
+                               retarget.RetargetConfig(prepare="device"))
+    with pytest.raises(ValueError, match="prepare must be 'host' or 'device'"):
+        retarget.RetargetConfig(prepare="gpu")
+    # Through the IK: the same fits on every bundled clip (the batch's shape is the host path's: one compile).
+    every = load_clips()
+    on_device = dict(zip(every, retarget.retarget_many(body, list(every.values()),
+                                                       retarget.RetargetConfig(prepare="device"))))
+    for name, ref in references.items():
+        assert on_device[name].num_frames == ref.num_frames
+        assert abs(float(on_device[name].ik_error.mean()) - float(ref.ik_error.mean())) < 1e-4, name
+        assert np.mean(np.abs(np.asarray(on_device[name].qpos) - np.asarray(ref.qpos))) < 1e-3, name

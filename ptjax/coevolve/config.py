@@ -119,6 +119,8 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
     need(c.imitator.retarget.get("ik_jacobian", "autodiff") in ("autodiff", "geometric"),
          f"imitator.retarget.ik_jacobian must be 'autodiff' or 'geometric', got "
          f"{c.imitator.retarget.get('ik_jacobian')!r}")
+    need(c.imitator.retarget.get("prepare", "host") in ("host", "device"),
+         f"imitator.retarget.prepare must be 'host' or 'device', got {c.imitator.retarget.get('prepare')!r}")
     need(c.refine_iterations >= 0 and c.num_hallucinated >= 0, "refine_iterations/num_hallucinated must be >= 0")
     need(isinstance(c.replay_rounds, int) and c.replay_rounds >= 0,
          f"replay_rounds must be an integer >= 0, got {c.replay_rounds!r}")

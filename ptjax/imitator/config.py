@@ -23,9 +23,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.sim = ml_collections.ConfigDict(dict(timestep=1.0 / 90.0, substeps=3, solver="newton", iterations=3,
                                            ls_iterations=5, joint_limits="hinge1"))
     # ik_jacobian: "autodiff" (jax.jacfwd, the measured figures') or "geometric" (closed form, faster, equal up to
-    # float rounding: docs/architecture.md; configs/gpu.py)
+    # float rounding: docs/architecture.md; configs/gpu.py); prepare: "host" (numpy, take by take, the measured
+    # figures') or "device" (one jitted program over the padded takes, equal up to float rounding)
     c.retarget = ml_collections.ConfigDict(dict(ground="clip", fix_handedness=False, reset_bone_lengths=True,
-                                                ik_jacobian="autodiff"))
+                                                ik_jacobian="autodiff", prepare="host"))
     c.body = ml_collections.ConfigDict(dict(shape="default", total_mass=70.0))  # "default" | "motion"
     c.lock()  # a misspelt key in a config file is an error, not a new field
     return c

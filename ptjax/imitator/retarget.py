@@ -14,6 +14,7 @@ clamped to the limits; frames the IK cannot fit stay in the output with their er
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import flax.struct
 import jax
@@ -151,10 +152,15 @@ class RetargetConfig:
     reset_bone_lengths: bool = True
     ground: str = "clip"  # "clip" | "frame" | "none"
     ik: IKConfig = IKConfig()
+    # Where the joints are prepared for the IK: "host" (numpy float64, take by take: the measured figures') or
+    # "device" (`prepare_padded`: one jitted float32 program over the padded takes; equal up to float rounding).
+    prepare: str = "host"
 
     def __post_init__(self):
         if self.ground not in ("clip", "frame", "none"):
             raise ValueError(f"ground must be 'clip', 'frame' or 'none', got {self.ground!r}")
+        if self.prepare not in ("host", "device"):
+            raise ValueError(f"prepare must be 'host' or 'device', got {self.prepare!r}")
         if not self.fps > 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
 
@@ -174,6 +180,55 @@ def prepare_joints(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = Ret
         offset = ground_offset(joints, humanoid.shape.ankle_height, per_frame=cfg.ground == "frame")
         joints = joints - np.concatenate([np.zeros(offset.shape + (2,)), offset[..., None]], -1)[..., None, :]
     return joints.astype(np.float32), swapped
+
+
+def _knee_bend_score_jnp(j: jax.Array) -> jax.Array:
+    """`knee_bend_score` over any leading axes: (..., 17, 3) -> (...)."""
+    right = j[..., J["LHip"], :] - j[..., J["RHip"], :]
+    forward = jnp.cross(right, j[..., J["Spine"], :] - j[..., J["Hip"], :])
+    forward = forward / (jnp.linalg.norm(forward, axis=-1, keepdims=True) + 1e-9)
+    score = 0.0
+    for hip, knee, ankle in ((J["RHip"], J["RKnee"], J["RAnkle"]), (J["LHip"], J["LKnee"], J["LAnkle"])):
+        mid = 0.5 * (j[..., hip, :] + j[..., ankle, :])
+        score = score + jnp.sum((j[..., knee, :] - mid) * forward, -1)
+    return score
+
+
+@functools.partial(jax.jit, static_argnames=("fix_handedness", "reset_bone_lengths", "ground"))
+def prepare_padded(joints: jax.Array, lengths: jax.Array, bone_lengths: jax.Array, ankle_height: float, *,
+                   fix_handedness: bool = False, reset_bone_lengths: bool = True, ground: str = "clip"
+                   ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`prepare_joints` for a padded batch of takes already at the control rate, as one program: (B, T, 17, 3)
+    world joints whose take b has lengths[b] frames -> (prepared joints (B, T, 17, 3) float32 with each take's
+    frames past its end holding its last frame, as `retarget_many` pads; swapped frames (B, T); per take, whether a
+    bone of zero length made its direction undefined (B,): the caller refuses those takes)."""
+    t = joints.shape[1]
+    valid = jnp.arange(t)[None, :] < lengths[:, None]
+    last = jnp.minimum(jnp.arange(t)[None, :], jnp.maximum(lengths[:, None] - 1, 0))
+    j = jnp.take_along_axis(jnp.asarray(joints, jnp.float32), last[..., None, None], axis=1)
+    swap = jnp.zeros(j.shape[:2], bool)
+    if fix_handedness:
+        flipped = j[..., list(skeleton.FLIP_PERMUTATION), :]
+        swap = (_knee_bend_score_jnp(j) < -0.02) & (_knee_bend_score_jnp(flipped) > 0.02)
+        j = jnp.where(swap[..., None, None], flipped, j)
+    degenerate = jnp.zeros(j.shape[0], bool)
+    if reset_bone_lengths:
+        out = [j[..., 0, :]] + [None] * (skeleton.NUM_JOINTS - 1)
+        for (parent, child), length in zip(skeleton.BONES, bone_lengths):
+            d = j[..., child, :] - j[..., parent, :]
+            norm = jnp.linalg.norm(d, axis=-1, keepdims=True)
+            degenerate = degenerate | jnp.any((norm[..., 0] < 1e-9) & valid, axis=1)
+            out[child] = out[parent] + d / jnp.maximum(norm, 1e-9) * length
+        j = jnp.stack(out, axis=-2)
+    if ground != "none":
+        lows = jnp.stack([j[..., J["RAnkle"], 2] - ankle_height, j[..., J["LAnkle"], 2] - ankle_height,
+                          j[..., J["RWrist"], 2] - 0.05, j[..., J["LWrist"], 2] - 0.05,
+                          j[..., J["RKnee"], 2] - 0.05, j[..., J["LKnee"], 2] - 0.05,
+                          j[..., J["Head"], 2] - 0.1, j[..., J["Hip"], 2] - 0.09], -1).min(-1)  # (B, T)
+        if ground == "clip":
+            lows = jnp.broadcast_to(jnp.min(jnp.where(valid, lows, jnp.inf), axis=1, keepdims=True), lows.shape)
+        j = j.at[..., 2].add(-lows[..., None])
+    return j, swap & valid, degenerate
 
 
 def reference_from_qpos(humanoid: Humanoid, qpos: np.ndarray, fps: float, targets: np.ndarray | None = None
@@ -218,9 +273,34 @@ def references_from_qpos(humanoid: Humanoid, qpos: np.ndarray, lengths, fps: flo
 
 def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetConfig(),
                   mesh: jax.sharding.Mesh | None = None) -> list[ReferenceMotion]:
-    """Retarget several motions with one batched IK call (padded to the longest; split over `mesh`'s devices)."""
-    prepared = [prepare_joints(humanoid, m, cfg)[0] for m in motions]
-    t_max = max(len(p) for p in prepared)
-    batch = np.stack([np.concatenate([p, np.repeat(p[-1:], t_max - len(p), 0)]) for p in prepared])
+    """Retarget several motions with one batched IK call (padded to the longest; split over `mesh`'s devices); with
+    `cfg.prepare="device"`, their preparation is one program over the padded batch too (`prepare_padded`)."""
+    if cfg.prepare == "device":
+        batch, lengths = _prepare_on_device(humanoid, motions, cfg)
+    else:
+        prepared = [prepare_joints(humanoid, m, cfg)[0] for m in motions]
+        t_max = max(len(p) for p in prepared)
+        batch = np.stack([np.concatenate([p, np.repeat(p[-1:], t_max - len(p), 0)]) for p in prepared])
+        lengths = [len(p) for p in prepared]
     qpos = humanoid_inverse_kinematics(humanoid, batch, cfg.ik, mesh)
-    return references_from_qpos(humanoid, qpos, [len(p) for p in prepared], cfg.fps, targets=batch)
+    return references_from_qpos(humanoid, qpos, lengths, cfg.fps, targets=batch)
+
+
+def _prepare_on_device(humanoid: Humanoid, motions, cfg: RetargetConfig) -> tuple[np.ndarray, list[int]]:
+    for m in motions:
+        if m.num_frames < 2:
+            raise ValueError(f"motion {m.name!r} has {m.num_frames} frame(s); retargeting needs at least 2")
+    motions = [m.resample(cfg.fps) for m in motions]  # a no-op at the control rate, the co-evolution's case
+    lengths = [m.num_frames for m in motions]
+    padded = np.zeros((len(motions), max(lengths), skeleton.NUM_JOINTS, 3), np.float32)
+    for i, m in enumerate(motions):
+        padded[i, :len(m.joints)] = m.joints
+    batch, _, degenerate = prepare_padded(padded, np.asarray(lengths, np.int32),
+                                          np.asarray(humanoid.shape.bone_lengths, np.float32),
+                                          float(humanoid.shape.ankle_height), fix_handedness=cfg.fix_handedness,
+                                          reset_bone_lengths=cfg.reset_bone_lengths, ground=cfg.ground)
+    bad = np.flatnonzero(np.asarray(degenerate))
+    if len(bad):
+        raise ValueError(f"motion {motions[bad[0]].name!r} has a zero-length bone in the input: its direction is "
+                         "undefined")
+    return np.asarray(batch), lengths

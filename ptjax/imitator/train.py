@@ -41,7 +41,8 @@ def retarget_config(config) -> retarget.RetargetConfig:
     r = config.retarget
     return retarget.RetargetConfig(fps=config.fps, ground=r.ground, fix_handedness=r.fix_handedness,
                                    reset_bone_lengths=r.reset_bone_lengths,
-                                   ik=retarget.IKConfig(jacobian=r.get("ik_jacobian", "autodiff")))
+                                   ik=retarget.IKConfig(jacobian=r.get("ik_jacobian", "autodiff")),
+                                   prepare=r.get("prepare", "host"))
 
 
 def build_humanoid(config, motions: Sequence[Motion] | None = None) -> humanoid_lib.Humanoid:
