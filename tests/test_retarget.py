@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ptjax import skeleton
-from ptjax.data import Motion, load_clips
+from ptjax.data import Motion, load_clips, pack_motions
 from ptjax.imitator import humanoid, humanoid_kinematics, retarget
 
 WALKING = ("walk", "walker_0walk_forward", "walker_turn_left0", "walker_turn_left1", "walker_turn_right0",
@@ -149,13 +149,11 @@ def test_device_preparation_equals_the_host_one(body, references):
     flipped[[4, 9]] = flipped[[4, 9]][:, list(skeleton.FLIP_PERMUTATION)]
     motions[0] = Motion("walk_flipped", 30.0, flipped)
     lengths = [m.num_frames for m in motions]
-    padded = np.zeros((len(motions), max(lengths), skeleton.NUM_JOINTS, 3), np.float32)
-    for i, m in enumerate(motions):
-        padded[i, :m.num_frames] = m.joints
+    packed = pack_motions(motions)
     for ground in ("clip", "frame", "none"):
         cfg = retarget.RetargetConfig(fix_handedness=True, ground=ground)
         device, swapped, degenerate = retarget.prepare_padded(
-            padded, np.asarray(lengths), np.asarray(body.shape.bone_lengths, np.float32), body.shape.ankle_height,
+            packed.joints, packed.lengths, np.asarray(body.shape.bone_lengths, np.float32), body.shape.ankle_height,
             fix_handedness=True, ground=ground)
         assert not np.any(degenerate)
         for i, m in enumerate(motions):

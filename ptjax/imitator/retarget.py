@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ptjax import skeleton
+from ptjax.data.buffer import pack_motions
 from ptjax.data.motion import Motion
 from ptjax.geometry import matrix_to_quat, quat_to_matrix, so3_log
 from ptjax.imitator.humanoid import Humanoid
@@ -48,20 +49,21 @@ def set_bone_lengths(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def knee_bend_score(joints: np.ndarray) -> np.ndarray:
-    """(T, 17, 3) -> (T,) how much the knees bend toward the pelvis' facing direction (positive = anatomical).
+def knee_bend_score(joints: np.ndarray, xp=np) -> np.ndarray:
+    """(..., 17, 3) -> (...) how much the knees bend toward the pelvis' facing direction (positive = anatomical);
+    numpy float64 (`xp=np`) or traced (`xp=jnp`, as `prepare_padded`).
 
     A knee sits in front of the hip-ankle line when the leg bends; mirrored (flipped) frames put it behind.
     Straight legs score near zero."""
-    j = np.asarray(joints, np.float64)
-    right = j[:, J["LHip"]] - j[:, J["RHip"]]
-    up = j[:, J["Spine"]] - j[:, J["Hip"]]
-    forward = np.cross(right, up)  # right x up with right = +y (left hip - right hip) gives +x forward
-    forward /= np.linalg.norm(forward, axis=-1, keepdims=True) + 1e-9
-    score = np.zeros(len(j))
+    j = np.asarray(joints, np.float64) if xp is np else joints
+    right = j[..., J["LHip"], :] - j[..., J["RHip"], :]
+    up = j[..., J["Spine"], :] - j[..., J["Hip"], :]
+    forward = xp.cross(right, up)  # right x up with right = +y (left hip - right hip) gives +x forward
+    forward = forward / (xp.linalg.norm(forward, axis=-1, keepdims=True) + 1e-9)
+    score = 0.0
     for hip, knee, ankle in ((J["RHip"], J["RKnee"], J["RAnkle"]), (J["LHip"], J["LKnee"], J["LAnkle"])):
-        mid = 0.5 * (j[:, hip] + j[:, ankle])
-        score += np.sum((j[:, knee] - mid) * forward, -1)
+        mid = 0.5 * (j[..., hip, :] + j[..., ankle, :])
+        score = score + xp.sum((j[..., knee, :] - mid) * forward, -1)
     return score
 
 
@@ -75,17 +77,17 @@ def fix_handedness(joints: np.ndarray, threshold: float = 0.02) -> tuple[np.ndar
     return np.where(swap[:, None, None], swapped_joints, joints), swap
 
 
-def ground_offset(joints: np.ndarray, ankle_height: float, per_frame: bool = False) -> np.ndarray:
+def ground_offset(joints: np.ndarray, ankle_height: float, per_frame: bool = False, xp=np) -> np.ndarray:
     """Height to subtract so the lowest contact point touches z = 0: soles (ankle - ankle_height), hands, knees,
     head and pelvis (minus their approximate radii). Per clip (keeps jumps) or per frame (PoseTriplet's choice for
-    noisy estimates)."""
-    j = np.asarray(joints)
+    noisy estimates); numpy (`xp=np`) or traced (`xp=jnp`)."""
+    j = np.asarray(joints) if xp is np else joints
     lows = [j[..., J["RAnkle"], 2] - ankle_height, j[..., J["LAnkle"], 2] - ankle_height,
             j[..., J["RWrist"], 2] - 0.05, j[..., J["LWrist"], 2] - 0.05,
             j[..., J["RKnee"], 2] - 0.05, j[..., J["LKnee"], 2] - 0.05,
             j[..., J["Head"], 2] - 0.1, j[..., J["Hip"], 2] - 0.09]
-    lowest = np.min(np.stack(lows, -1), -1)
-    return lowest if per_frame else np.min(lowest, -1, keepdims=True)
+    lowest = xp.min(xp.stack(lows, -1), -1)
+    return lowest if per_frame else xp.min(lowest, -1, keepdims=True)
 
 
 # --- finite differences ----------------------------------------------------------------------------------------------
@@ -165,10 +167,14 @@ class RetargetConfig:
             raise ValueError(f"fps must be positive, got {self.fps}")
 
 
-def prepare_joints(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = RetargetConfig()):
-    """The preprocessing half of `retarget`: resampled, repaired, bone-reset, grounded joints (T, 17, 3)."""
+def _check_frames(motion: Motion) -> None:
     if motion.num_frames < 2:
         raise ValueError(f"motion {motion.name!r} has {motion.num_frames} frame(s); retargeting needs at least 2")
+
+
+def prepare_joints(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = RetargetConfig()):
+    """The preprocessing half of `retarget`: resampled, repaired, bone-reset, grounded joints (T, 17, 3)."""
+    _check_frames(motion)
     m = motion.resample(cfg.fps)
     joints = m.joints.astype(np.float64)
     swapped = np.zeros(len(joints), bool)
@@ -180,18 +186,6 @@ def prepare_joints(humanoid: Humanoid, motion: Motion, cfg: RetargetConfig = Ret
         offset = ground_offset(joints, humanoid.shape.ankle_height, per_frame=cfg.ground == "frame")
         joints = joints - np.concatenate([np.zeros(offset.shape + (2,)), offset[..., None]], -1)[..., None, :]
     return joints.astype(np.float32), swapped
-
-
-def _knee_bend_score_jnp(j: jax.Array) -> jax.Array:
-    """`knee_bend_score` over any leading axes: (..., 17, 3) -> (...)."""
-    right = j[..., J["LHip"], :] - j[..., J["RHip"], :]
-    forward = jnp.cross(right, j[..., J["Spine"], :] - j[..., J["Hip"], :])
-    forward = forward / (jnp.linalg.norm(forward, axis=-1, keepdims=True) + 1e-9)
-    score = 0.0
-    for hip, knee, ankle in ((J["RHip"], J["RKnee"], J["RAnkle"]), (J["LHip"], J["LKnee"], J["LAnkle"])):
-        mid = 0.5 * (j[..., hip, :] + j[..., ankle, :])
-        score = score + jnp.sum((j[..., knee, :] - mid) * forward, -1)
-    return score
 
 
 @functools.partial(jax.jit, static_argnames=("fix_handedness", "reset_bone_lengths", "ground"))
@@ -209,7 +203,7 @@ def prepare_padded(joints: jax.Array, lengths: jax.Array, bone_lengths: jax.Arra
     swap = jnp.zeros(j.shape[:2], bool)
     if fix_handedness:
         flipped = j[..., list(skeleton.FLIP_PERMUTATION), :]
-        swap = (_knee_bend_score_jnp(j) < -0.02) & (_knee_bend_score_jnp(flipped) > 0.02)
+        swap = (knee_bend_score(j, jnp) < -0.02) & (knee_bend_score(flipped, jnp) > 0.02)
         j = jnp.where(swap[..., None, None], flipped, j)
     degenerate = jnp.zeros(j.shape[0], bool)
     if reset_bone_lengths:
@@ -221,10 +215,7 @@ def prepare_padded(joints: jax.Array, lengths: jax.Array, bone_lengths: jax.Arra
             out[child] = out[parent] + d / jnp.maximum(norm, 1e-9) * length
         j = jnp.stack(out, axis=-2)
     if ground != "none":
-        lows = jnp.stack([j[..., J["RAnkle"], 2] - ankle_height, j[..., J["LAnkle"], 2] - ankle_height,
-                          j[..., J["RWrist"], 2] - 0.05, j[..., J["LWrist"], 2] - 0.05,
-                          j[..., J["RKnee"], 2] - 0.05, j[..., J["LKnee"], 2] - 0.05,
-                          j[..., J["Head"], 2] - 0.1, j[..., J["Hip"], 2] - 0.09], -1).min(-1)  # (B, T)
+        lows = ground_offset(j, ankle_height, per_frame=True, xp=jnp)  # (B, T)
         if ground == "clip":
             lows = jnp.broadcast_to(jnp.min(jnp.where(valid, lows, jnp.inf), axis=1, keepdims=True), lows.shape)
         j = j.at[..., 2].add(-lows[..., None])
@@ -288,14 +279,9 @@ def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetCon
 
 def _prepare_on_device(humanoid: Humanoid, motions, cfg: RetargetConfig) -> tuple[np.ndarray, list[int]]:
     for m in motions:
-        if m.num_frames < 2:
-            raise ValueError(f"motion {m.name!r} has {m.num_frames} frame(s); retargeting needs at least 2")
-    motions = [m.resample(cfg.fps) for m in motions]  # a no-op at the control rate, the co-evolution's case
-    lengths = [m.num_frames for m in motions]
-    padded = np.zeros((len(motions), max(lengths), skeleton.NUM_JOINTS, 3), np.float32)
-    for i, m in enumerate(motions):
-        padded[i, :len(m.joints)] = m.joints
-    batch, _, degenerate = prepare_padded(padded, np.asarray(lengths, np.int32),
+        _check_frames(m)
+    packed = pack_motions(motions, fps=cfg.fps)  # resampling is a no-op at the control rate, the co-evolution's case
+    batch, _, degenerate = prepare_padded(packed.joints, packed.lengths,
                                           np.asarray(humanoid.shape.bone_lengths, np.float32),
                                           float(humanoid.shape.ankle_height), fix_handedness=cfg.fix_handedness,
                                           reset_bone_lengths=cfg.reset_bone_lengths, ground=cfg.ground)
@@ -303,4 +289,4 @@ def _prepare_on_device(humanoid: Humanoid, motions, cfg: RetargetConfig) -> tupl
     if len(bad):
         raise ValueError(f"motion {motions[bad[0]].name!r} has a zero-length bone in the input: its direction is "
                          "undefined")
-    return np.asarray(batch), lengths
+    return np.asarray(batch), [int(n) for n in np.asarray(packed.lengths)]
