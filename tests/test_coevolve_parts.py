@@ -186,6 +186,25 @@ def test_lift_smoothing_removes_depth_jitter_and_keeps_the_motion():
         coevolve.CoEvolution.create(smoke_config(lift_root_smoothing_s=-1.0))
 
 
+def test_lift_builds_the_same_library_on_device_as_on_the_host():
+    """With imitator.retarget.prepare="device" (configs/gpu.py), lift hands its padded world joints to
+    `imitator.train.reference_library` (no Motion objects, no per-take loop), over the run's device mesh: the library
+    the host path builds take by take, up to float rounding."""
+    host = coevolve.CoEvolution.create(smoke_config(num_devices=DEVICES))
+    state = host.init(jax.random.PRNGKey(3))
+    config = smoke_config(num_devices=DEVICES)
+    config.imitator.retarget.prepare = "device"
+    device = coevolve.CoEvolution.create(config)
+    assert device.retarget_on_device and not host.retarget_on_device
+    (on_host, info_host), (on_device, info_device) = host.lift(state), device.lift(state)
+    a, b = on_host.references, on_device.references
+    np.testing.assert_array_equal(np.asarray(b.lengths), np.asarray(a.lengths))
+    np.testing.assert_array_equal(np.asarray(b.weights), np.asarray(a.weights))
+    assert np.mean(np.abs(np.asarray(b.qpos) - np.asarray(a.qpos))) < 1e-3
+    assert np.mean(np.abs(np.asarray(b.joints) - np.asarray(a.joints))) < 1e-3
+    assert abs(info_device["ik_error_mm"] - info_host["ik_error_mm"]) < 0.1
+
+
 def test_a_run_checkpointed_with_another_observation_layout_is_refused_on_resume(tmp_path):
     """A policy reads its inputs by position: resuming a run whose imitator saw another observation layout (runs
     written before layouts were recorded saw layout 1) must fail, naming the cause, instead of training on."""

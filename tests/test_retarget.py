@@ -178,3 +178,41 @@ def test_device_preparation_equals_the_host_one(body, references):
         assert on_device[name].num_frames == ref.num_frames
         assert abs(float(on_device[name].ik_error.mean()) - float(ref.ik_error.mean())) < 1e-4, name
         assert np.mean(np.abs(np.asarray(on_device[name].qpos) - np.asarray(ref.qpos))) < 1e-3, name
+
+
+def test_padded_takes_become_the_library_on_device(body, references):
+    """configs/gpu.py's lift and refine: padded world joints -> the fields of I's reference library in three
+    programs (`retarget.retarget_padded`), the library `make_library` builds from `retarget_many`'s references take
+    by take (up to float rounding); empty slots go last as zero-weight copies of the first take; a take of NaN joints
+    is refused by name."""
+    from ptjax.imitator.env import make_library
+    every = load_clips()
+    names, motions = list(every), list(every.values())
+    cfg = retarget.RetargetConfig(prepare="device")
+    packed = pack_motions(motions, fps=cfg.fps)
+    fields, errors = retarget.retarget_padded(body, packed.joints, packed.lengths, cfg)
+    expected = make_library(retarget.retarget_many(body, motions, cfg), max_frames=packed.joints.shape[1])
+    np.testing.assert_array_equal(np.asarray(fields["qpos"]), np.asarray(expected.qpos))  # the same IK program
+    np.testing.assert_array_equal(np.asarray(fields["lengths"]), np.asarray(expected.lengths))
+    np.testing.assert_array_equal(np.asarray(fields["weights"]), np.ones(len(names)))
+    # A quaternion's small components are square roots of near-zero sums of the matrix (rounding 1e-8 -> 1e-4).
+    for key, atol in (("joints", 1e-5), ("body_pos", 1e-5), ("body_quat", 5e-4), ("qvel", 2e-3)):
+        np.testing.assert_allclose(np.asarray(fields[key]), np.asarray(getattr(expected, key)), atol=atol,
+                                   err_msg=key)
+    np.testing.assert_allclose(np.asarray(errors), [float(r.ik_error.mean()) for r in references.values()],
+                               atol=1e-4)
+
+    lengths = np.asarray(packed.lengths).copy()
+    lengths[2] = 0  # an empty slot in the middle
+    library, errors = retarget.retarget_padded(body, packed.joints, lengths, cfg)
+    kept = [i for i in range(len(names)) if i != 2]
+    assert errors.shape == (len(kept),)
+    np.testing.assert_array_equal(np.asarray(library["lengths"]), np.r_[lengths[kept], lengths[0]])
+    np.testing.assert_array_equal(np.asarray(library["weights"]), np.r_[np.ones(len(kept)), 0.0])
+    np.testing.assert_allclose(np.asarray(library["qpos"][:len(kept)]), np.asarray(expected.qpos)[kept], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(library["qpos"][-1]), np.asarray(expected.qpos[0]), atol=1e-5)
+
+    broken = np.asarray(packed.joints).copy()
+    broken[5, 3, 7] = np.nan
+    with pytest.raises(ValueError, match=f"take '{names[5]}' holds NaN"):
+        retarget.retarget_padded(body, broken, packed.lengths, cfg, names=names)

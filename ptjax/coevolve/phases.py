@@ -113,6 +113,16 @@ class CoEvolution:
         from ptjax.imitator import train as imitator_lib
         return imitator_lib.references(self.imitator, motions, self.takes_mesh)
 
+    @property
+    def retarget_on_device(self) -> bool:
+        """`imitator.retarget.prepare="device"` (configs/gpu.py): padded takes -> library without host loops."""
+        return self.config.imitator.retarget.get("prepare", "host") == "device"
+
+    def padded_library(self, joints, lengths, names) -> tuple[Any, jax.Array]:
+        """Padded world joints -> I's reference library (`imitator.train.reference_library`) and IK errors."""
+        from ptjax.imitator import train as imitator_lib
+        return imitator_lib.reference_library(self.imitator, joints, lengths, self.takes_mesh, names)
+
     def library(self, refs) -> Any:
         from ptjax.imitator.env import make_library
         return make_library(refs, max_frames=self.max_frames, num_takes=len(self.takes))
@@ -235,16 +245,23 @@ class CoEvolution:
         lengths = np.array([len(out["joints3d"]) for out in lifted])
         camera = fill_buffer(empty_buffer(len(lifted), self.max_frames, self.fps), [o["joints3d"] for o in lifted])
         world = est.camera_to_world_padded(camera.joints, camera.lengths)
-        world = np.asarray(smooth_motion(world, camera.lengths, self.fps, float(self.config.lift_root_smoothing_s),
-                                         float(self.config.lift_pose_smoothing_s)))
-        motions = [Motion(take.name, self.fps, world[i, :n]) for i, (take, n) in enumerate(zip(self.takes, lengths))]
-        refs = self.imitator_references(motions)
-        ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
+        world = smooth_motion(world, camera.lengths, self.fps, float(self.config.lift_root_smoothing_s),
+                              float(self.config.lift_pose_smoothing_s))
+        if self.retarget_on_device:
+            library, errors = self.padded_library(world, lengths, [take.name for take in self.takes])
+            ik = float(jnp.mean(errors))
+        else:
+            world = np.asarray(world)
+            motions = [Motion(take.name, self.fps, world[i, :n])
+                       for i, (take, n) in enumerate(zip(self.takes, lengths))]
+            refs = self.imitator_references(motions)
+            ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
+            library = self.library(refs)
         # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
         train_eval = est.evaluate(state.estimator, self.takes)["mean"]
         info = {"ik_error_mm": ik * 1000, "train_takes_mpjpe_mm": train_eval["mpjpe"],
                 "train_takes_p_mpjpe_mm": train_eval["p_mpjpe"]}
-        return state.replace(references=self.library(refs)), info
+        return state.replace(references=library), info
 
     def rollout(self, state: CoEvolutionState, count: int) -> tuple[Any, dict]:
         """Fail-safe rollouts of every reference: (the whole `RolloutResult`, the summary of the first `count`)."""
@@ -314,16 +331,22 @@ class CoEvolution:
         """I imitates the hallucinated motion; what it imitates without a fail-safe reset joins E's training motion
         (config `refine_keep`: the reset-free pieces, or only whole samples without a reset as the original)."""
         lengths = np.asarray(state.generated.lengths)
-        joints = np.asarray(state.generated.joints)
-        motions = [Motion(f"hallucinated_{i:04d}", self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]
-        if not motions:
+        if not (lengths > 0).any():
             return state, {"kept": 0, "sampled": 0}
         takes_library = state.references
-        state = state.replace(references=self.library(self.imitator_references(motions)))
+        names = [f"hallucinated_{i:04d}" for i in range(len(lengths))]
+        if self.retarget_on_device:
+            library, _ = self.padded_library(state.generated.joints, lengths, names)
+        else:
+            joints = np.asarray(state.generated.joints)
+            library = self.library(self.imitator_references(
+                [Motion(names[i], self.fps, joints[i, :n]) for i, n in enumerate(lengths) if n > 0]))
+        sampled = int((lengths > 0).sum())
+        state = state.replace(references=library)
         if self.config.refine_iterations:
             state, _ = self.learn(state, "imitator", int(self.config.refine_iterations), log, progress)
-        result, summary = self.rollout(state, len(motions))
-        rollouts, breaks = self.rollout_buffer(result, len(motions))
+        result, summary = self.rollout(state, sampled)
+        rollouts, breaks = self.rollout_buffer(result, sampled)
         n = len(self.takes)
         if self.config.refine_keep == "takes":
             kept, count = break_free_takes(rollouts, breaks, self.num_hallucinated)
@@ -335,7 +358,7 @@ class CoEvolution:
         # This round's refined slots only: the later blocks are replayed rounds.
         imitated = write_slots(state.imitated, kept, offset=n)
         info = {"kept": min(int(count), self.num_hallucinated), "kept_frames": int(jnp.sum(kept.lengths)),
-                "sampled": len(motions), "clean_samples": int(clean),
+                "sampled": sampled, "clean_samples": int(clean),
                 **{f"imitator_{k}": v for k, v in summary.items()}}
         return state.replace(imitated=imitated, references=takes_library), info
 

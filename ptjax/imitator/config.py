@@ -24,7 +24,8 @@ def default_config() -> ml_collections.ConfigDict:
                                            ls_iterations=5, joint_limits="hinge1"))
     # ik_jacobian: "autodiff" (jax.jacfwd, the measured figures') or "geometric" (closed form, faster, equal up to
     # float rounding: docs/architecture.md; configs/gpu.py); prepare: "host" (numpy, take by take, the measured
-    # figures') or "device" (one jitted program over the padded takes, equal up to float rounding)
+    # figures') or "device" (jitted programs over the padded takes, equal up to float rounding; the co-evolution's
+    # lift and refine then build I's reference library on device: imitator.train.reference_library)
     c.retarget = ml_collections.ConfigDict(dict(ground="clip", fix_handedness=False, reset_bone_lengths=True,
                                                 ik_jacobian="autodiff", prepare="host"))
     c.body = ml_collections.ConfigDict(dict(shape="default", total_mass=70.0))  # "default" | "motion"

@@ -21,13 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ptjax import skeleton
+from ptjax import parallel, skeleton
 from ptjax.data.buffer import pack_motions
 from ptjax.data.motion import Motion
 from ptjax.geometry import matrix_to_quat, quat_to_matrix, so3_log
 from ptjax.imitator.humanoid import Humanoid
-from ptjax.imitator.humanoid_kinematics import (IKConfig, body_transforms, humanoid_inverse_kinematics,
-                                                kinematic_tree, site_positions)
+from ptjax.imitator.humanoid_kinematics import (IKConfig, _jitted_solver, body_transforms,
+                                                humanoid_inverse_kinematics, kinematic_tree, site_positions)
 
 J = skeleton.JOINT_INDEX
 
@@ -275,6 +275,95 @@ def retarget_many(humanoid: Humanoid, motions, cfg: RetargetConfig = RetargetCon
         lengths = [len(p) for p in prepared]
     qpos = humanoid_inverse_kinematics(humanoid, batch, cfg.ik, mesh)
     return references_from_qpos(humanoid, qpos, lengths, cfg.fps, targets=batch)
+
+
+@functools.lru_cache(maxsize=8)
+def _padded_references_program(humanoid: Humanoid, fps: float):
+    """The jitted (qpos (C, T', nq), lengths (C,), targets (C, T', 17, 3), slots (S,), num_frames T) -> (reference
+    fields (S, T, ...), each take's mean IK error (C,)) of `retarget_padded`: slot s holds take slots[s]."""
+    tree = kinematic_tree(humanoid)
+    hinge_adr, hinge_dof = np.asarray(humanoid.hinge_qpos_adr), np.asarray(humanoid.hinge_dof_adr)
+    nv = int(humanoid.nv)
+
+    def program(qpos, lengths, targets, slots, num_frames):
+        last = jnp.maximum(lengths[:, None] - 1, 0)
+        at = lambda x, i: jnp.take_along_axis(x, i.reshape(i.shape + (1,) * (x.ndim - 2)), axis=1)
+        # Frames past a take's end repeat its last frame (and its last velocity), as `make_library` pads.
+        idx = jnp.minimum(jnp.arange(num_frames)[None, :], last)
+        q = at(qpos, idx)
+        pos, rot = body_transforms(tree, q)
+        joints, quat = site_positions(tree, pos, rot), matrix_to_quat(rot)
+        # Central differences as `qpos_to_qvel_many` (one-sided at the ends; zero for a one-frame take).
+        nxt, prev = jnp.minimum(idx + 1, last), jnp.maximum(idx - 1, 0)
+        steps = (nxt - prev)[..., None]
+        span = jnp.where(steps > 0, steps, 1) / fps
+        q_next, q_prev = at(qpos, nxt), at(qpos, prev)
+        r_next, r_prev = quat_to_matrix(q_next[..., 3:7]), quat_to_matrix(q_prev[..., 3:7])
+        angular = so3_log(jnp.einsum("...ji,...jk->...ik", r_prev, r_next))
+        qvel = jnp.zeros(q.shape[:2] + (nv,), q.dtype)
+        qvel = qvel.at[..., 0:3].set((q_next[..., 0:3] - q_prev[..., 0:3]) / span)
+        qvel = qvel.at[..., 3:6].set(angular / span)
+        qvel = qvel.at[..., hinge_dof].set((q_next[..., hinge_adr] - q_prev[..., hinge_adr]) / span)
+        qvel = jnp.where(steps > 0, qvel, 0.0)
+        fields = dict(qpos=q, qvel=qvel, joints=joints, body_pos=pos, body_quat=quat)
+        fitted = site_positions(tree, *body_transforms(tree, qpos))
+        valid = jnp.arange(qpos.shape[1])[None, :] < lengths[:, None]
+        error = jnp.mean(jnp.linalg.norm(fitted - targets, axis=-1), -1)  # (C, T')
+        take_error = jnp.sum(jnp.where(valid, error, 0), 1) / jnp.maximum(lengths, 1)
+        return {k: v[slots] for k, v in fields.items()}, take_error
+
+    return jax.jit(program, static_argnames=("num_frames",))
+
+
+def retarget_padded(humanoid: Humanoid, joints: jax.Array, lengths, cfg: RetargetConfig = RetargetConfig(),
+                    mesh: jax.sharding.Mesh | None = None, names=None) -> tuple[dict, jax.Array]:
+    """`retarget_many` for takes already padded at the control rate, without leaving the device: (B, T, 17, 3) world
+    joints whose slot b holds a take of lengths[b] frames (0: an empty slot) -> (the fields of a `ReferenceLibrary`
+    of B slots: qpos, qvel, joints, body_pos, body_quat (B, T, ...), each take padded with its last frame, lengths,
+    weights; each take's mean IK error in metres (number of takes,)). As `make_library(retarget_many(...),
+    num_takes=B)` builds it: the takes first, in their order, then the empty slots as zero-weight copies of the
+    first take. Only the takes' frames are solved (the non-empty slots, up to the longest take), in three programs:
+    preparation (`prepare_padded`), IK, and the references' kinematics and velocities. What reaches the host is the
+    slots' lengths (host values already, in the co-evolution) and per-take flags of refused input. float32
+    throughout: equal to `retarget_many` up to float rounding. `names` (B,) name refused takes in errors."""
+    lengths = np.asarray(lengths, np.int64)
+    joints = jnp.asarray(joints, jnp.float32)
+    if joints.ndim != 4 or joints.shape[2:] != (skeleton.NUM_JOINTS, 3) or lengths.shape != joints.shape[:1]:
+        raise ValueError(f"retarget_padded needs joints (B, T, {skeleton.NUM_JOINTS}, 3) and lengths (B,), got "
+                         f"{joints.shape} and {lengths.shape}")
+    takes = np.flatnonzero(lengths > 0)
+    if len(takes) == 0:
+        raise ValueError("retarget_padded needs at least one take with frames")
+    longest = int(lengths.max())
+    if longest > joints.shape[1]:
+        raise ValueError(f"a take of {longest} frames does not fit joints of {joints.shape[1]} frames")
+    num_frames = joints.shape[1]
+    joints, take_lengths = joints[takes, :longest], lengths[takes]
+    valid = jnp.arange(longest)[None, :] < jnp.asarray(take_lengths)[:, None]
+    finite = jnp.all(jnp.isfinite(joints) | ~valid[..., None, None], axis=(1, 2, 3))
+    prepared, _, degenerate = prepare_padded(joints, take_lengths,
+                                             jnp.asarray(humanoid.shape.bone_lengths, jnp.float32),
+                                             float(humanoid.shape.ankle_height), fix_handedness=cfg.fix_handedness,
+                                             reset_bone_lengths=cfg.reset_bone_lengths, ground=cfg.ground)
+    flags = np.stack([take_lengths < 2, ~np.asarray(finite), np.asarray(degenerate)])  # one small transfer
+    for row, problem in zip(flags, ("has fewer than 2 frames (retargeting needs at least 2)",
+                                    "holds NaN or infinite joints",
+                                    "has a zero-length bone in the input: its direction is undefined")):
+        bad = np.flatnonzero(row)
+        if len(bad):
+            slot = int(takes[bad[0]])
+            raise ValueError(f"take {repr(names[slot]) if names is not None else slot} {problem}")
+    if mesh is not None and parallel.num_devices(mesh) == 1:
+        mesh = None
+    solver = _jitted_solver(humanoid, cfg.ik, mesh)
+    qpos = solver(prepared if mesh is None else parallel.replicate(prepared, mesh))
+    slots = np.r_[np.arange(len(takes)), np.zeros(len(lengths) - len(takes), np.int64)]
+    fields, errors = _padded_references_program(humanoid, float(cfg.fps))(
+        qpos, jnp.asarray(take_lengths, jnp.int32), prepared, jnp.asarray(slots, jnp.int32),
+        num_frames=num_frames)
+    fields.update(lengths=jnp.asarray(take_lengths[slots], jnp.int32),
+                  weights=jnp.asarray(np.arange(len(lengths)) < len(takes), jnp.float32))
+    return fields, errors
 
 
 def _prepare_on_device(humanoid: Humanoid, motions, cfg: RetargetConfig) -> tuple[np.ndarray, list[int]]:

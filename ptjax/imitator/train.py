@@ -85,6 +85,16 @@ def references(spec: ppo.PPOSpec, motions: Sequence[Motion], mesh: jax.sharding.
     return retarget.retarget_many(spec.env.humanoid, motions, retarget_config(spec.config), mesh)
 
 
+def reference_library(spec: ppo.PPOSpec, joints: jax.Array, lengths, mesh: jax.sharding.Mesh | None = None,
+                      names: Sequence[str] | None = None) -> tuple[ReferenceLibrary, jax.Array]:
+    """Padded world joints (B, T, 17, 3) at the control rate, slot b holding a take of lengths[b] frames (0: empty)
+    -> the library of their references on device and each take's mean IK error (m), with no per-take host loop
+    (`retarget.retarget_padded`; as `make_library(references(...), num_takes=B)` up to float rounding)."""
+    fields, errors = retarget.retarget_padded(spec.env.humanoid, joints, lengths, retarget_config(spec.config), mesh,
+                                              names)
+    return ReferenceLibrary(**fields), errors
+
+
 def init(rng: jax.Array, spec: ppo.PPOSpec, library: ReferenceLibrary, mesh: jax.sharding.Mesh) -> ppo.PPOState:
     """A fresh PPO state stacked over the devices of `mesh`: row d holds the d-th slice of the humanoids."""
     local = spec.config.num_envs // parallel.num_devices(mesh)
