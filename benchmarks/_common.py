@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 
 import jax
 
@@ -28,10 +29,23 @@ def cpu_info() -> dict:
     return {"cpu": model, "cpu_isa": isa, "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
+def build_info() -> str | None:
+    """The checkout's commit (short), "-dirty" when it holds uncommitted changes; None outside a git checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        run = lambda *args: subprocess.run(["git", "-C", root, *args], capture_output=True, text=True, timeout=10,
+                                           check=True).stdout.strip()
+        commit = run("rev-parse", "--short", "HEAD")
+        return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def device_info() -> dict:
     d = jax.devices()[0]
     return {"device": f"{d.platform}: {d.device_kind}", "device_count": jax.device_count(),
-            "host": platform.processor() or platform.machine(), **cpu_info(), "jax": jax.__version__}
+            "host": platform.processor() or platform.machine(), **cpu_info(), "jax": jax.__version__,
+            "commit": build_info()}
 
 
 def emit(result: dict, json_path: str | None = None) -> None:
