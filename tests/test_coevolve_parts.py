@@ -187,9 +187,9 @@ def test_lift_smoothing_removes_depth_jitter_and_keeps_the_motion():
 
 
 def test_lift_builds_the_same_library_on_device_as_on_the_host():
-    """With imitator.retarget.prepare="device" (configs/gpu.py), lift hands its padded world joints to
-    `imitator.train.reference_library` (no Motion objects, no per-take loop), over the run's device mesh: the library
-    the host path builds take by take, up to float rounding."""
+    """With imitator.retarget.prepare="device" (configs/gpu.py), lift runs over the padded takes on the run's device
+    mesh (E's prediction from the state's 2D takes, world frame, smoothing, IK, library, diagnostics; no Motion
+    objects, no per-take loop): the library and figures the host path builds take by take, up to float rounding."""
     host = coevolve.CoEvolution.create(smoke_config(num_devices=DEVICES))
     state = host.init(jax.random.PRNGKey(3))
     config = smoke_config(num_devices=DEVICES)
@@ -203,6 +203,8 @@ def test_lift_builds_the_same_library_on_device_as_on_the_host():
     assert np.mean(np.abs(np.asarray(b.qpos) - np.asarray(a.qpos))) < 1e-3
     assert np.mean(np.abs(np.asarray(b.joints) - np.asarray(a.joints))) < 1e-3
     assert abs(info_device["ik_error_mm"] - info_host["ik_error_mm"]) < 0.1
+    for key in ("train_takes_mpjpe_mm", "train_takes_p_mpjpe_mm"):
+        assert abs(info_device[key] - info_host[key]) < 0.05, key
 
 
 def test_a_run_checkpointed_with_another_observation_layout_is_refused_on_resume(tmp_path):

@@ -403,6 +403,39 @@ def test_predict_many_matches_predict_per_sequence(trained, heldout_take, flip):
         est.predict_many(state, [seqs[1], np.full((4, 17, 2), np.nan, np.float32)])
 
 
+@pytest.mark.parametrize("flip", [False, True])
+def test_padded_takes_lift_and_score_as_take_by_take(trained, heldout_take, flip):
+    """`predict_padded` (the device lift of configs/gpu.py's co-evolution) lifts each take of a padded batch whole:
+    the same output as `predict` on its frames, whatever its slot holds past its end; `score_padded` gives
+    `evaluate`'s mean over takes."""
+    state, _ = trained
+    sizes = ((0, 1), (3, 20), (5, 20), (0, 150))
+    seqs = [np.resize(heldout_take.keypoints2d[k:], (n, 17, 2)) for k, n in sizes]
+    gts = [np.resize(heldout_take.joints_cam[k:], (n, 17, 3)) for k, n in sizes]
+    padded = np.full((len(seqs), 160, 17, 2), 7.0, np.float32)  # junk past each take's end: never read
+    for i, seq in enumerate(seqs):
+        padded[i, :len(seq)] = seq
+    lengths = np.array([len(s) for s in seqs])
+    out = est.predict_padded(state, padded, lengths, flip=flip, max_batch=3)
+    for i, seq in enumerate(seqs):
+        one = est.predict(state, seq, flip=flip)
+        for k in ("pose", "trajectory", "joints3d"):
+            np.testing.assert_allclose(np.asarray(out[k][i, :len(seq)]), one[k], atol=1e-5, err_msg=k)
+    takes = [dataclasses.replace(heldout_take, name=f"t{i}", keypoints2d=kp, joints_cam=gt)
+             for i, (kp, gt) in enumerate(zip(seqs, gts))]
+    gt_padded = np.zeros((len(seqs), 160, 17, 3), np.float32)
+    for i, gt in enumerate(gts):
+        gt_padded[i, :len(gt)] = gt
+    scores = est.score_padded(out["pose"], gt_padded, lengths)
+    expected = est.evaluate(state, takes, flip=flip)["mean"]
+    for k, v in expected.items():
+        assert abs(float(scores[k]) - v) < 1e-3 * max(1.0, abs(v)), k
+    with pytest.raises(FloatingPointError, match="take 1"):
+        broken = padded.copy()
+        broken[1, 4] = np.nan
+        est.predict_padded(state, broken, lengths, flip=flip)
+
+
 def test_flip_tta_is_mirror_equivariant(trained, heldout_take):
     state, _ = trained
     kp = heldout_take.keypoints2d[:20]

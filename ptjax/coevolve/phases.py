@@ -240,28 +240,55 @@ class CoEvolution:
 
     def lift(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
         """E lifts every 2D take; world frame by the gravity/PCA prior; IK to the body -> I's references."""
+        if self.retarget_on_device:
+            return self.lift_padded(state)
         from ptjax import estimator as est
         lifted = est.predict_many(state.estimator, [take.keypoints2d for take in self.takes])  # batched over takes
         lengths = np.array([len(out["joints3d"]) for out in lifted])
         camera = fill_buffer(empty_buffer(len(lifted), self.max_frames, self.fps), [o["joints3d"] for o in lifted])
         world = est.camera_to_world_padded(camera.joints, camera.lengths)
-        world = smooth_motion(world, camera.lengths, self.fps, float(self.config.lift_root_smoothing_s),
-                              float(self.config.lift_pose_smoothing_s))
-        if self.retarget_on_device:
-            library, errors = self.padded_library(world, lengths, [take.name for take in self.takes])
-            ik = float(jnp.mean(errors))
-        else:
-            world = np.asarray(world)
-            motions = [Motion(take.name, self.fps, world[i, :n])
-                       for i, (take, n) in enumerate(zip(self.takes, lengths))]
-            refs = self.imitator_references(motions)
-            ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
-            library = self.library(refs)
+        world = np.asarray(smooth_motion(world, camera.lengths, self.fps, float(self.config.lift_root_smoothing_s),
+                                         float(self.config.lift_pose_smoothing_s)))
+        motions = [Motion(take.name, self.fps, world[i, :n]) for i, (take, n) in enumerate(zip(self.takes, lengths))]
+        refs = self.imitator_references(motions)
+        ik = float(np.mean([float(jnp.mean(r.ik_error)) for r in refs]))
         # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
         train_eval = est.evaluate(state.estimator, self.takes)["mean"]
         info = {"ik_error_mm": ik * 1000, "train_takes_mpjpe_mm": train_eval["mpjpe"],
                 "train_takes_p_mpjpe_mm": train_eval["p_mpjpe"]}
+        return state.replace(references=self.library(refs)), info
+
+    def lift_padded(self, state: CoEvolutionState) -> tuple[CoEvolutionState, dict]:
+        """`lift` over the padded takes on the device (`imitator.retarget.prepare="device"`, configs/gpu.py): E's
+        prediction from the state's 2D takes (`estimator.predict_padded`), the world frame, the smoothing, the IK and
+        the library (`imitator.train.reference_library`), and the diagnostics, with no per-take loop; what reaches
+        the host is per-take flags of refused input and the figures of `info`."""
+        from ptjax import estimator as est
+        lengths = np.array([len(take.keypoints2d) for take in self.takes])
+        if lengths.max() > self.max_frames:
+            raise ValueError(f"a take of {lengths.max()} frames does not fit max_frames={self.max_frames}")
+        lifted = est.predict_padded(state.estimator, state.real2d.joints, state.real2d.lengths)
+        # The takes' slots padded (with their last frame) to the run's frame count, as fill_buffer lays them out.
+        last = jnp.minimum(jnp.arange(self.max_frames)[None, :], state.real2d.lengths[:, None] - 1)
+        camera = jnp.take_along_axis(lifted["joints3d"], last[..., None, None], axis=1)
+        world = est.camera_to_world_padded(camera, state.real2d.lengths)
+        world = smooth_motion(world, state.real2d.lengths, self.fps, float(self.config.lift_root_smoothing_s),
+                              float(self.config.lift_pose_smoothing_s))
+        library, errors = self.padded_library(world, lengths, [take.name for take in self.takes])
+        # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
+        scores = est.score_padded(lifted["pose"], self.takes_camera_joints(), state.real2d.lengths)
+        info = {"ik_error_mm": float(jnp.mean(errors)) * 1000, "train_takes_mpjpe_mm": float(scores["mpjpe"]),
+                "train_takes_p_mpjpe_mm": float(scores["p_mpjpe"])}
         return state.replace(references=library), info
+
+    def takes_camera_joints(self) -> jax.Array:
+        """The takes' camera-frame 3D (N, T, 17, 3), padded as `real2d` (for diagnostics only; placed once)."""
+        if "takes_camera_joints" not in self._jitted:
+            longest = max(len(take.joints_cam) for take in self.takes)
+            self._jitted["takes_camera_joints"] = jnp.asarray(np.stack([
+                np.concatenate([take.joints_cam, np.repeat(take.joints_cam[-1:], longest - len(take.joints_cam), 0)])
+                for take in self.takes]), jnp.float32)
+        return self._jitted["takes_camera_joints"]
 
     def rollout(self, state: CoEvolutionState, count: int) -> tuple[Any, dict]:
         """Fail-safe rollouts of every reference: (the whole `RolloutResult`, the summary of the first `count`)."""

@@ -19,7 +19,7 @@ Public API (other components rely on these names):
 
 from ptjax.estimator.checkpoints import load, resolve, save
 from ptjax.estimator.config import Spec, default_config, spec_from_config
-from ptjax.estimator.inference import evaluate, predict, predict_many
+from ptjax.estimator.inference import evaluate, predict, predict_many, predict_padded, score_padded
 from ptjax.estimator.loop import pack_keypoints, sample_batch
 from ptjax.estimator.train import EstimatorState, init, restart_optimizers, update
 from ptjax.estimator.world import camera_to_world, camera_to_world_padded
@@ -32,6 +32,5 @@ def fit(config, workdir: str, resume: bool = False, pairs_path: str | None = Non
 
 
 __all__ = ["EstimatorState", "Spec", "default_config", "spec_from_config", "init", "update", "restart_optimizers",
-           "predict", "predict_many", "evaluate", "save", "load", "resolve", "camera_to_world",
-           "camera_to_world_padded", "fit", "sample_batch",
-           "pack_keypoints"]
+           "predict", "predict_many", "predict_padded", "score_padded", "evaluate", "save", "load", "resolve",
+           "camera_to_world", "camera_to_world_padded", "fit", "sample_batch", "pack_keypoints"]

@@ -159,6 +159,57 @@ def predict_many(state, sequences: Sequence, flip: bool | None = None, max_batch
     return out
 
 
+@functools.partial(jax.jit, static_argnames=("spec", "flip", "max_batch"))
+def _lift_takes(pose_vars, traj_vars, keypoints: jax.Array, lengths: jax.Array, spec: Spec, flip: bool,
+                max_batch: int):
+    """Padded takes (B, T, 17, 2) of lengths (B,) -> pose (B, T, 17, 3), trajectory (B, T, 3), finite (B,)."""
+    t = keypoints.shape[1]
+    # Each take padded at both ends by its own first and last frame (as `predict`), whatever its slot holds past it.
+    idx = jnp.clip(jnp.arange(-spec.pad, t + spec.pad)[None, :], 0, jnp.maximum(lengths[:, None] - 1, 0))
+    padded = jnp.take_along_axis(keypoints, idx[..., None, None], axis=1)
+    pose, root = jax.lax.map(lambda x: _lift_padded(pose_vars, traj_vars, x, spec, flip), padded,
+                             batch_size=max_batch)
+    valid = jnp.arange(t)[None, :] < lengths[:, None]
+    finite = jnp.all((jnp.isfinite(pose).all((-2, -1)) & jnp.isfinite(root).all(-1)) | ~valid, axis=1)
+    return pose, root, finite
+
+
+def predict_padded(state, keypoints2d: jax.Array, lengths, flip: bool | None = None, max_batch: int = 64) -> dict:
+    """`predict` for takes already padded on the device, in one program and without a per-take loop: (B, T, 17, 2)
+    normalised-screen keypoints whose take b has lengths[b] >= 1 frames (e.g. a co-evolution state's `real2d`) ->
+    dict(pose (B, T, 17, 3), trajectory (B, T, 3), joints3d (B, T, 17, 3)) on the device; frames past a take's end
+    hold the lift of its last frame's padding. Each take is lifted whole (the dilated form over all its frames;
+    `max_batch` takes at a time): the same output as `predict` per take up to float rounding. The input is not
+    re-validated (it was when it was packed); non-finite output raises FloatingPointError naming the take index."""
+    spec: Spec = state.spec
+    flip = spec.flip if flip is None else bool(flip)
+    pose_vars = {"params": state.pose.params, "batch_stats": state.pose.batch_stats}
+    traj_vars = {"params": state.traj.params, "batch_stats": state.traj.batch_stats}
+    keypoints = jnp.asarray(keypoints2d, jnp.float32)
+    if keypoints.ndim != 4 or keypoints.shape[2:] != (skeleton.NUM_JOINTS, 2):
+        raise ValueError(f"keypoints2d must be padded takes (B, T, {skeleton.NUM_JOINTS}, 2), got {keypoints.shape}")
+    pose, root, finite = _lift_takes(pose_vars, traj_vars, keypoints, jnp.asarray(lengths, jnp.int32), spec, flip,
+                                     int(max_batch))
+    bad = np.flatnonzero(~np.asarray(finite))
+    if len(bad):
+        raise FloatingPointError(f"the estimator produced non-finite output for take {int(bad[0])} (corrupt "
+                                 "parameters?)")
+    return {"pose": pose, "trajectory": root, "joints3d": pose + root[..., None, :]}
+
+
+@functools.partial(jax.jit, static_argnames=("joints",))
+def score_padded(pose: jax.Array, joints_cam: jax.Array, lengths: jax.Array,
+                 joints: tuple[int, ...] = SCORED_JOINTS) -> dict[str, jax.Array]:
+    """`evaluate(...)["mean"]` from padded predictions, on the device: root-relative poses (B, T, 17, 3) against the
+    takes' camera-frame 3D (B, T, 17, 3), take b scored on its first lengths[b] frames -> the mean over takes of each
+    take's mean MPJPE, P-MPJPE, N-MPJPE (mm), PCK and AUC (fractions)."""
+    per_frame = pose_metrics_lib.pose_frame_metrics(pose[..., list(joints), :], joints_cam[..., list(joints), :])
+    valid = (jnp.arange(pose.shape[1])[None, :] < lengths[:, None]).astype(pose.dtype)
+    unit = {"mpjpe": 1000.0, "p_mpjpe": 1000.0, "n_mpjpe": 1000.0, "pck": 1.0, "auc": 1.0}
+    per_take = {k: jnp.sum(v * valid, 1) / jnp.maximum(jnp.sum(valid, 1), 1) for k, v in per_frame.items()}
+    return {k: jnp.mean(v) * unit[k] for k, v in per_take.items()}
+
+
 def _take_arrays(take):
     kp = getattr(take, "keypoints2d", None)
     gt = getattr(take, "joints_cam", None)

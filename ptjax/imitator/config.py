@@ -25,7 +25,7 @@ def default_config() -> ml_collections.ConfigDict:
     # ik_jacobian: "autodiff" (jax.jacfwd, the measured figures') or "geometric" (closed form, faster, equal up to
     # float rounding: docs/architecture.md; configs/gpu.py); prepare: "host" (numpy, take by take, the measured
     # figures') or "device" (jitted programs over the padded takes, equal up to float rounding; the co-evolution's
-    # lift and refine then build I's reference library on device: imitator.train.reference_library)
+    # lift then runs on device from E's prediction to I's library, and refine builds its library there too)
     c.retarget = ml_collections.ConfigDict(dict(ground="clip", fix_handedness=False, reset_bone_lengths=True,
                                                 ik_jacobian="autodiff", prepare="host"))
     c.body = ml_collections.ConfigDict(dict(shape="default", total_mass=70.0))  # "default" | "motion"
