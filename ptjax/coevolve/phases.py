@@ -276,19 +276,18 @@ class CoEvolution:
                               float(self.config.lift_pose_smoothing_s))
         library, errors = self.padded_library(world, lengths, [take.name for take in self.takes])
         # Diagnostics only (the takes' 3D never enters a loss): how good E's lifts of the training takes are.
-        scores = est.score_padded(lifted["pose"], self.takes_camera_joints(), state.real2d.lengths)
+        scores = est.score_padded(lifted["pose"], self.takes_camera_joints, state.real2d.lengths)
         info = {"ik_error_mm": float(jnp.mean(errors)) * 1000, "train_takes_mpjpe_mm": float(scores["mpjpe"]),
                 "train_takes_p_mpjpe_mm": float(scores["p_mpjpe"])}
         return state.replace(references=library), info
 
+    @functools.cached_property
     def takes_camera_joints(self) -> jax.Array:
         """The takes' camera-frame 3D (N, T, 17, 3), padded as `real2d` (for diagnostics only; placed once)."""
-        if "takes_camera_joints" not in self._jitted:
-            longest = max(len(take.joints_cam) for take in self.takes)
-            self._jitted["takes_camera_joints"] = jnp.asarray(np.stack([
-                np.concatenate([take.joints_cam, np.repeat(take.joints_cam[-1:], longest - len(take.joints_cam), 0)])
-                for take in self.takes]), jnp.float32)
-        return self._jitted["takes_camera_joints"]
+        longest = max(len(take.joints_cam) for take in self.takes)
+        return jnp.asarray(np.stack([
+            np.concatenate([take.joints_cam, np.repeat(take.joints_cam[-1:], longest - len(take.joints_cam), 0)])
+            for take in self.takes]), jnp.float32)
 
     def rollout(self, state: CoEvolutionState, count: int) -> tuple[Any, dict]:
         """Fail-safe rollouts of every reference: (the whole `RolloutResult`, the summary of the first `count`)."""
