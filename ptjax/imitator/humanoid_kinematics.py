@@ -335,11 +335,17 @@ def humanoid_inverse_kinematics(humanoid: Humanoid, joints: np.ndarray, cfg: IKC
     batched = joints.ndim == 4
     if joints.ndim not in (3, 4):
         raise ValueError(f"IK targets must be (T, 17, 3) or (B, T, 17, 3), got {joints.shape}")
+    qpos = np.asarray(solve_on_device(humanoid, jnp.asarray(joints if batched else joints[None]), cfg, mesh))
+    return qpos if batched else qpos[0]
+
+
+def solve_on_device(humanoid: Humanoid, joints: jax.Array, cfg: IKConfig = IKConfig(),
+                    mesh: jax.sharding.Mesh | None = None) -> jax.Array:
+    """`humanoid_inverse_kinematics`' batched solve, on the device and unchecked (the caller has validated the
+    targets): (B, T, 17, 3) -> qpos (B, T, nq), a device array."""
     if mesh is not None and parallel.num_devices(mesh) == 1:
         mesh = None  # the unsplit program, compiled once for both
-    solver = _jitted_solver(humanoid, cfg, mesh)
-    x = jnp.asarray(joints if batched else joints[None], jnp.float32)
+    x = jnp.asarray(joints, jnp.float32)
     if mesh is not None:  # a global array: a multi-process job's mesh spans devices this process cannot address
         x = parallel.replicate(x, mesh)
-    qpos = np.asarray(solver(x))
-    return qpos if batched else qpos[0]
+    return _jitted_solver(humanoid, cfg, mesh)(x)

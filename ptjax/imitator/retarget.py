@@ -21,13 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ptjax import parallel, skeleton
+from ptjax import skeleton
 from ptjax.data.buffer import pack_motions
 from ptjax.data.motion import Motion
 from ptjax.geometry import matrix_to_quat, quat_to_matrix, so3_log
 from ptjax.imitator.humanoid import Humanoid
-from ptjax.imitator.humanoid_kinematics import (IKConfig, _jitted_solver, body_transforms,
-                                                humanoid_inverse_kinematics, kinematic_tree, site_positions)
+from ptjax.imitator.humanoid_kinematics import (IKConfig, body_transforms, humanoid_inverse_kinematics,
+                                                kinematic_tree, site_positions, solve_on_device)
 
 J = skeleton.JOINT_INDEX
 
@@ -353,10 +353,7 @@ def retarget_padded(humanoid: Humanoid, joints: jax.Array, lengths, cfg: Retarge
         if len(bad):
             slot = int(takes[bad[0]])
             raise ValueError(f"take {repr(names[slot]) if names is not None else slot} {problem}")
-    if mesh is not None and parallel.num_devices(mesh) == 1:
-        mesh = None
-    solver = _jitted_solver(humanoid, cfg.ik, mesh)
-    qpos = solver(prepared if mesh is None else parallel.replicate(prepared, mesh))
+    qpos = solve_on_device(humanoid, prepared, cfg.ik, mesh)
     slots = np.r_[np.arange(len(takes)), np.zeros(len(lengths) - len(takes), np.int64)]
     fields, errors = _padded_references_program(humanoid, float(cfg.fps))(
         qpos, jnp.asarray(take_lengths, jnp.int32), prepared, jnp.asarray(slots, jnp.int32),
