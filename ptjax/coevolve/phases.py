@@ -268,9 +268,10 @@ class CoEvolution:
         if lengths.max() > self.max_frames:
             raise ValueError(f"a take of {lengths.max()} frames does not fit max_frames={self.max_frames}")
         lifted = est.predict_padded(state.estimator, state.real2d.joints, state.real2d.lengths)
-        # The takes' slots padded (with their last frame) to the run's frame count, as fill_buffer lays them out.
-        last = jnp.minimum(jnp.arange(self.max_frames)[None, :], state.real2d.lengths[:, None] - 1)
-        camera = jnp.take_along_axis(lifted["joints3d"], last[..., None, None], axis=1)
+        # The takes' slots edge-padded to the run's frame count, as fill_buffer lays them out.
+        slots = jnp.arange(len(self.takes))
+        camera = gather_slots(lifted["joints3d"], slots, jnp.zeros_like(slots), state.real2d.lengths,
+                              self.max_frames, self.fps).joints
         world = est.camera_to_world_padded(camera, state.real2d.lengths)
         world = smooth_motion(world, state.real2d.lengths, self.fps, float(self.config.lift_root_smoothing_s),
                               float(self.config.lift_pose_smoothing_s))
@@ -284,10 +285,8 @@ class CoEvolution:
     @functools.cached_property
     def takes_camera_joints(self) -> jax.Array:
         """The takes' camera-frame 3D (N, T, 17, 3), padded as `real2d` (for diagnostics only; placed once)."""
-        longest = max(len(take.joints_cam) for take in self.takes)
-        return jnp.asarray(np.stack([
-            np.concatenate([take.joints_cam, np.repeat(take.joints_cam[-1:], longest - len(take.joints_cam), 0)])
-            for take in self.takes]), jnp.float32)
+        from ptjax.estimator.loop import pack_sequences
+        return pack_sequences([take.joints_cam for take in self.takes], self.fps).joints
 
     def rollout(self, state: CoEvolutionState, count: int) -> tuple[Any, dict]:
         """Fail-safe rollouts of every reference: (the whole `RolloutResult`, the summary of the first `count`)."""

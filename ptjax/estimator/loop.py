@@ -68,10 +68,10 @@ def pack_keypoints(sequences, fps: float = 30.0) -> MotionBuffer:
     (`joints` is then (N, T_max, 17, 2): `MotionBuffer`'s sampling only indexes, whatever the last axis holds)."""
     if not len(sequences):
         raise ValueError("pack_keypoints needs at least one sequence")
-    return _pack_arrays([predict_lib.check_keypoints2d(s) for s in sequences], fps)
+    return pack_sequences([predict_lib.check_keypoints2d(s) for s in sequences], fps)
 
 
-def _pack_arrays(sequences, fps: float) -> MotionBuffer:
+def pack_sequences(sequences, fps: float) -> MotionBuffer:
     """Pad (T_i, 17, C) sequences by repeating their last frame into one (N, T_max, 17, C) buffer."""
     longest = max(len(s) for s in sequences)
     out = np.zeros((len(sequences), longest) + sequences[0].shape[1:], np.float32)
@@ -111,7 +111,7 @@ def load_pairs(path: str) -> MotionBuffer:
     if lengths.shape != (kp.shape[0],) or lengths.min() < 1 or lengths.max() > kp.shape[1]:
         raise ValueError(f"{path}: lengths must be (N,) in [1, T], got {lengths}")
     sequences = [np.concatenate([kp[i, :n], j3[i, :n]], -1) for i, n in enumerate(lengths)]
-    return _pack_arrays(sequences, 30.0)
+    return pack_sequences(sequences, 30.0)
 
 
 def heldout_takes(config):
