@@ -27,6 +27,7 @@ def get_config(variant: str = ""):
     i = c.imitator                    # 4096 humanoids, the paper's policy sizes
     i.retarget.ik_jacobian = "geometric"  # the takes' IK in closed form (faster than jacfwd: docs/architecture.md)
     i.retarget.prepare = "device"     # padded takes -> prepared, IK-fitted, the library: on device, no per-take loop
+    c.sample_on_device = True         # H samples, cleans up and measures on device (docs/architecture.md)
 
     e = c.estimator                   # the paper's 1024-channel 27-frame estimator, batch 1024
     e.pairs.adversarial = True

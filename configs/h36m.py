@@ -26,6 +26,7 @@ def get_config(variant: str = ""):
     c.imitator.num_envs = 4096
     c.imitator.retarget.ik_jacobian = "geometric"  # the takes' IK in closed form (docs/architecture.md)
     c.imitator.retarget.prepare = "device"  # lift on device, E's prediction to I's library (docs/architecture.md)
+    c.sample_on_device = True  # H samples, cleans up and measures on device (docs/architecture.md)
     c.imitator.unroll_length = 32
     c.imitator.num_minibatches = 32
     c.imitator.num_epochs = 4

@@ -207,6 +207,36 @@ def test_lift_builds_the_same_library_on_device_as_on_the_host():
         assert abs(info_device[key] - info_host[key]) < 0.05, key
 
 
+def test_hallucinated_samples_are_drawn_cleaned_up_and_measured_on_device():
+    """With sample_on_device (configs/gpu.py), H's samples start from real windows of the imitated segments drawn on
+    device, are cleaned up there (bones kept, nothing below ground) and fill `generated`'s first slots; the summary
+    equals the host's measures of the same samples against the segments."""
+    from ptjax import hallucinator as H
+    from ptjax import kinematics as K
+    config = smoke_config(num_devices=DEVICES)
+    config.sample_on_device = True
+    co = coevolve.CoEvolution.create(config)
+    state = _with_motion(co, co.init(jax.random.PRNGKey(0)))
+    state = state.replace(hallucinator=co.replicate(co.init_hallucinator(jax.random.PRNGKey(1))))
+    generated, stats = co.sample_on_device(state, jax.random.PRNGKey(2))
+    hc = state.hallucinator.config
+    frames = hc.context + hc.sample.num_segments * hc.sample.segment_length
+    n, kept = len(co.takes), co.num_hallucinated
+    assert list(np.asarray(generated.lengths)) == [frames] * kept + [0] * (n - kept)
+    samples = np.asarray(generated.joints)[:kept, :frames]
+    segments = [m.joints for m in co.segment_motions(state)]
+    windows = np.stack([s[t:t + hc.context] for s in segments for t in range(len(s) - hc.context + 1)])
+    for sample in samples:
+        assert np.abs(windows - sample[None, :hc.context]).max(axis=(1, 2, 3)).min() < 1e-4
+        bones = np.asarray(K.bone_lengths(sample))
+        assert np.abs(bones - bones[:1]).max() < 1e-4
+        assert sample[hc.context:, :, 2].min() > -1e-5
+    host = H.measures(list(samples), hc.fps, reference=segments, window=hc.measures.window,
+                      stride=hc.measures.stride, skip=hc.context)
+    for key, value in stats.items():
+        assert value == pytest.approx(host[key], rel=1e-3, abs=1e-5), key
+
+
 def test_a_run_checkpointed_with_another_observation_layout_is_refused_on_resume(tmp_path):
     """A policy reads its inputs by position: resuming a run whose imitator saw another observation layout (runs
     written before layouts were recorded saw layout 1) must fail, naming the cause, instead of training on."""

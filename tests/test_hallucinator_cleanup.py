@@ -89,3 +89,19 @@ def test_clean_up_refuses_bad_input(walk):
 def test_bone_lengths_of_real_motion_survive(walk):
     out = clean_up(walk)
     np.testing.assert_allclose(np.asarray(K.bone_lengths(out)), np.asarray(K.bone_lengths(walk)), atol=1e-6)
+
+
+def test_device_clean_up_is_the_host_clean_up(walk):
+    """The device-resident round's clean-up (one scan over frames, a batch at once, float32) moves the same
+    joints as the host's loop: skating, sunken real motion, from frame 0 and from a later start."""
+    import jax.numpy as jnp
+    from ptjax.hallucinator.cleanup import clean_up_on_device
+    rng = np.random.default_rng(0)
+    clips = [m.joints[:60] for m in load_clips(["jump", "spin", "roll"]).values()]
+    batch = np.stack([_gliding(walk, 60)] + [c + np.array([0.0, 0.0, -0.03]) for c in clips])
+    batch = batch + rng.normal(0.0, 0.003, batch.shape)
+    for start in (0, 10):
+        host = clean_up(batch, start=start)
+        device = np.asarray(clean_up_on_device(jnp.asarray(batch, jnp.float32), start=start))
+        assert np.abs(device - host).max() < 1e-3, start
+        assert np.abs(device - batch).max() > 0.05   # it did move feet

@@ -121,3 +121,31 @@ def test_measures_summary_and_bad_input(walk):
         measures(walk[:, :15], FPS)
     with pytest.raises(ValueError, match="fps"):
         measures([walk], 0.0)
+
+
+def test_measures_on_device_agree_with_the_host():
+    """The co-evolution's device-resident summary equals the host's measures on the same samples against a padded
+    reference buffer (empty slots ignored); with caps below the window counts it draws windows and stays close."""
+    import jax
+    import jax.numpy as jnp
+    from ptjax.data import pack_motions
+    from ptjax.hallucinator.measures import measures_on_device
+    clips = load_clips(["kick", "jump", "punch", "walk", "run", "spinkick", "dance_a"])
+    samples = np.stack([clips[n].joints[:40] for n in ("kick", "jump", "punch")]).astype(np.float32)
+    reference = pack_motions([clips[n] for n in ("walk", "run", "spinkick", "dance_a")], FPS, 120)
+    empty = 2
+    reference = reference.replace(joints=jnp.concatenate([reference.joints, jnp.zeros((empty, 120, 17, 3))]),
+                                  lengths=jnp.concatenate([reference.lengths, jnp.zeros((empty,), jnp.int32)]))
+    kept = [np.asarray(reference.joints[i, :n]) for i, n in enumerate(np.asarray(reference.lengths)) if n]
+    host = measures(list(samples), FPS, reference=kept, window=10, stride=5, skip=5)
+    device = jax.device_get(measures_on_device(jnp.asarray(samples), reference, jax.random.PRNGKey(0), FPS,
+                                              window=10, stride=5, skip=5))
+    assert set(device) == {"bone_length_dev_max_m", "skating_mps", "penetration_frames", "limit_any",
+                           "seconds_mean", "diversity_m", "reference_diversity_m", "nearest_reference_mean_m"}
+    for key, value in device.items():
+        assert float(value) == pytest.approx(host[key], rel=1e-4, abs=1e-5), key
+    capped = jax.device_get(measures_on_device(jnp.asarray(samples), reference, jax.random.PRNGKey(0), FPS,
+                                              window=10, stride=5, skip=5, max_windows=12,
+                                              max_reference_windows=60))
+    for key in ("diversity_m", "reference_diversity_m", "nearest_reference_mean_m"):
+        assert np.isfinite(capped[key]) and float(capped[key]) == pytest.approx(host[key], rel=0.3), key

@@ -61,6 +61,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.hallucinate_from = 1           # first round with H (the original: round 3)
     c.hallucinator.train.steps = 500       # H's updates per round (`hallucinator_steps`)
     c.hallucinator.train.batch_size = 32
+    c.sample_on_device = False       # H's start windows and target pool from the imitated segments, its clean-up
+                                     # and measures: on device, no per-sample loop (configs/gpu.py, h36m.py)
     c.num_hallucinated = 0           # 0 = as many as there are takes (I's library keeps one shape)
     c.refine_iterations = 5          # PPO updates on the hallucinated references before rolling them out
     c.refine_keep = "pieces"         # what of I's rollouts of the samples E trains on: "pieces" (every stretch
@@ -121,6 +123,8 @@ def check_config(c: ml_collections.ConfigDict, num_devices: int) -> None:
          f"{c.imitator.retarget.get('ik_jacobian')!r}")
     need(c.imitator.retarget.get("prepare", "host") in ("host", "device"),
          f"imitator.retarget.prepare must be 'host' or 'device', got {c.imitator.retarget.get('prepare')!r}")
+    need(isinstance(c.get("sample_on_device", False), bool),
+         f"sample_on_device must be True or False, got {c.get('sample_on_device')!r}")
     need(c.refine_iterations >= 0 and c.num_hallucinated >= 0, "refine_iterations/num_hallucinated must be >= 0")
     need(isinstance(c.replay_rounds, int) and c.replay_rounds >= 0,
          f"replay_rounds must be an integer >= 0, got {c.replay_rounds!r}")

@@ -330,7 +330,6 @@ class CoEvolution:
 
     def hallucinate(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
         """H from scratch (as the original) on the imitated motion, then new samples into `generated`."""
-        from ptjax import hallucinator as H
         if int(np.sum(np.asarray(state.segments.lengths) > 0)) == 0:
             empty = empty_buffer(len(self.takes), self.max_frames, self.fps)
             return state.replace(generated=self.replicate(empty)), {
@@ -338,19 +337,50 @@ class CoEvolution:
         rng, k_init, k_sample = jax.random.split(state.rng, 3)
         state = state.replace(rng=rng, hallucinator=self.replicate(self.init_hallucinator(k_init)))
         state, last = self.learn(state, "hallucinator", hallucinator_steps(self.config), log, progress)
-        hc = state.hallucinator.config
-        train = self.segment_motions(state)
-        np_rng = np.random.default_rng([int(self.config.seed), int(state.round), 1])
-        start = H.start_windows_from(train, np_rng, self.num_hallucinated, hc.context)
-        samples = H.sample(state.hallucinator, k_sample, start, target_pool=train)
-        seqs = [m.joints[:self.max_frames] for m in samples]
-        generated = fill_buffer(empty_buffer(len(self.takes), self.max_frames, self.fps), seqs)
-        stats = H.measures([Motion(m.name, m.fps, s) for m, s in zip(samples, seqs)], hc.fps, reference=train,
-                           window=hc.measures.window, stride=hc.measures.stride, skip=hc.context)
+        if self.config.get("sample_on_device", False):
+            generated, stats = self.sample_on_device(state, k_sample)
+        else:
+            generated, stats = self.sample_on_host(state, k_sample)
         keys = ("bone_length_dev_max_m", "skating_mps", "penetration_frames", "limit_any", "diversity_m",
                 "reference_diversity_m", "nearest_reference_mean_m", "seconds_mean")
         info = {"g_total": last.get("g_total"), **{k: stats[k] for k in keys if k in stats}}
         return state.replace(generated=generated), info
+
+    def sample_on_host(self, state: CoEvolutionState, rng: jax.Array) -> tuple[MotionBuffer, dict]:
+        """H's samples from start windows drawn by a NumPy generator, cleaned up and measured on the host."""
+        from ptjax import hallucinator as H
+        hc = state.hallucinator.config
+        train = self.segment_motions(state)
+        np_rng = np.random.default_rng([int(self.config.seed), int(state.round), 1])
+        start = H.start_windows_from(train, np_rng, self.num_hallucinated, hc.context)
+        samples = H.sample(state.hallucinator, rng, start, target_pool=train)
+        seqs = [m.joints[:self.max_frames] for m in samples]
+        generated = fill_buffer(empty_buffer(len(self.takes), self.max_frames, self.fps), seqs)
+        stats = H.measures([Motion(m.name, m.fps, s) for m, s in zip(samples, seqs)], hc.fps, reference=train,
+                           window=hc.measures.window, stride=hc.measures.stride, skip=hc.context)
+        return generated, stats
+
+    def sample_on_device(self, state: CoEvolutionState, rng: jax.Array) -> tuple[MotionBuffer, dict]:
+        """H's samples with start windows and targets drawn from the imitated segments on device, cleaned up and
+        measured there (`measures_on_device`); only the summary's scalars reach the host."""
+        from ptjax.hallucinator.measures import measures_on_device
+        from ptjax.hallucinator.sample import sample_from_buffer
+        hc = state.hallucinator.config
+        k_sample, k_measure = jax.random.split(rng)
+        samples = sample_from_buffer(state.hallucinator, k_sample, state.segments, self.num_hallucinated)
+        samples = samples[:, :self.max_frames]
+        stats = measures_on_device(samples, state.segments, k_measure, float(hc.fps), window=int(hc.measures.window),
+                                   stride=int(hc.measures.stride), skip=int(hc.context),
+                                   max_windows=int(hc.measures.get("max_windows", 4096)),
+                                   max_reference_windows=int(hc.measures.get("max_reference_windows", 32768)))
+        stats = jax.device_get({**stats, "finite": jnp.all(jnp.isfinite(samples))})
+        if not stats.pop("finite"):
+            raise FloatingPointError("hallucinated motion contains non-finite values (diverged model?)")
+        slots = jnp.arange(len(self.takes))
+        count = jnp.where(slots < samples.shape[0], samples.shape[1], 0)
+        generated = gather_slots(samples, jnp.minimum(slots, samples.shape[0] - 1), jnp.zeros_like(slots), count,
+                                 self.max_frames, self.fps)
+        return self.replicate(generated), {k: float(v) for k, v in stats.items()}
 
     def refine(self, state: CoEvolutionState, log=None, progress: bool = True) -> tuple[CoEvolutionState, dict]:
         """I imitates the hallucinated motion; what it imitates without a fail-safe reset joins E's training motion

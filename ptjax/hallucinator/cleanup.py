@@ -1,5 +1,6 @@
 """Clean-up of generated motion: per-frame ground and foot locking ("footskate cleanup", Kovar, Schreiner and
-Gleicher, SCA 2002), on the host after sampling.
+Gleicher, SCA 2002), after sampling: `clean_up` on the host (NumPy, float64), `clean_up_on_device` the same steps as
+one jitted scan over frames for a whole batch (what the co-evolution's device-resident round runs).
 
 An in-betweening generator moves the root smoothly toward each target while the legs blend between poses, so feet
 that should stand glide over the ground (RMI predicts foot contacts for exactly this kind of clean-up). `clean_up`:
@@ -19,6 +20,10 @@ Only the knees and ankles move in step 2, so the upper body is the generator's.
 
 from __future__ import annotations
 
+import functools
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ptjax import skeleton
@@ -112,4 +117,83 @@ def clean_up(joints: np.ndarray, lock_height: float = 0.1, max_reach: float = 0.
     return lock_feet(ground(joints, start), lock_height, max_reach, max_stride, blend_frames, swing_height, start)
 
 
-__all__ = ["clean_up", "ground", "lock_feet", "two_bone_ik"]
+def _two_bone_ik_jnp(hip, knee, ankle, target, lateral):
+    """`two_bone_ik` for (..., 3) arrays, branch-free."""
+    norm = lambda x: jnp.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    l1, l2 = norm(knee - hip), norm(ankle - knee)
+    v = target - hip
+    d = norm(v)
+    u = v / jnp.maximum(d, 1e-9)
+    d = jnp.clip(d, jnp.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
+    forward = jnp.cross(u, lateral)
+    forward = forward / jnp.maximum(norm(forward), 1e-9)
+    pole = knee - hip
+    n = pole - jnp.sum(pole * u, -1, keepdims=True) * u
+    a = (l1 * l1 - l2 * l2 + d * d) / (2.0 * d)
+    h = jnp.sqrt(jnp.maximum(l1 * l1 - a * a, 0.0))
+    flexion = jnp.degrees(jnp.arccos(jnp.clip((a * (d - a) - h * h) / (l1 * l2), -1.0, 1.0)))
+    straight = (norm(n) < 1e-6) | ((jnp.sum(n * forward, -1, keepdims=True) < 0) & (flexion > 20.0))
+    n = jnp.where(straight, forward, n)
+    n = n / jnp.maximum(norm(n), 1e-9)
+    return hip + a * u + h * n, hip + d * u
+
+
+def _lock_foot_jnp(joints, leg, lock_height, max_reach, max_stride, blend_frames, swing_height, start):
+    """`lock_feet` for one leg of one (T, 17, 3) motion as a scan over frames: the planted / swinging state is the
+    carry, each branch of the host loop a `where`."""
+    hip_i, knee_i, ankle_i = leg
+    norm = lambda x: jnp.linalg.norm(x, axis=-1)  # noqa: E731
+
+    def frame(carry, inputs):
+        planted, planted_xy, reach_limit, swinging, swing_from, swing_step = carry
+        t, pose = inputs
+        active = t >= start
+        hip, knee, ankle = pose[hip_i], pose[knee_i], pose[ankle_i]
+        lateral = pose[J["LHip"]] - pose[J["RHip"]]
+        length = norm(knee - hip) + norm(ankle - knee)
+        plant = active & ~planted & ~swinging & (ankle[2] < lock_height)
+        planted_xy = jnp.where(plant, ankle[:2], planted_xy)
+        reach_limit = jnp.where(plant, jnp.maximum(max_reach * length,
+                                                   jnp.minimum(norm(ankle - hip) + 0.01 * length, length)),
+                                reach_limit)
+        planted = planted | plant
+        held = jnp.concatenate([planted_xy, ankle[2:]])
+        release = planted & ((ankle[2] >= lock_height) | (norm(held - hip) > reach_limit)
+                             | (norm(held[:2] - hip[:2]) > max_stride))
+        hold = planted & ~release
+        swing_from = jnp.where(release, planted_xy, swing_from)
+        swing_step = jnp.where(release, 0, swing_step)
+        swinging = swinging | release
+        planted = planted & ~release
+        swing_step = jnp.where(swinging, swing_step + 1, swing_step)
+        w = swing_step / (blend_frames + 1)
+        xy = (1 - w) * swing_from + w * ankle[:2]
+        swung = jnp.concatenate([xy, ankle[2:] + swing_height * jnp.sin(jnp.pi * w)])
+        new_knee, new_ankle = _two_bone_ik_jnp(hip, knee, ankle, jnp.where(hold, held, swung), lateral)
+        moved = hold | swinging
+        knee, ankle = jnp.where(moved, new_knee, knee), jnp.where(moved, new_ankle, ankle)
+        swinging = swinging & (swing_step < blend_frames)
+        return (planted, planted_xy, reach_limit, swinging, swing_from, swing_step), (knee, ankle)
+
+    zero2 = jnp.zeros((2,), joints.dtype)
+    init = (jnp.bool_(False), zero2, jnp.zeros((), joints.dtype), jnp.bool_(False), zero2, jnp.int32(0))
+    _, (knees, ankles) = jax.lax.scan(frame, init, (jnp.arange(joints.shape[0]), joints))
+    return joints.at[:, knee_i].set(knees).at[:, ankle_i].set(ankles)
+
+
+@functools.partial(jax.jit, static_argnames=("blend_frames", "start"))
+def clean_up_on_device(joints: jax.Array, lock_height: float = 0.1, max_reach: float = 0.98,
+                       max_stride: float = 0.45, blend_frames: int = 4, swing_height: float = 0.1,
+                       start: int = 0) -> jax.Array:
+    """`clean_up` of a batch (N, T, 17, 3) on device, in the batch's precision: the frames' grounding, then each
+    leg's foot locking as a scan over frames (the legs are independent: each moves only its own knee and ankle)."""
+    t = jnp.arange(joints.shape[1])
+    depth = jnp.maximum(-joints[..., 2].min(axis=-1), 0.0) * (t >= start)
+    out = joints.at[..., 2].add(depth[..., None])
+    args = (lock_height, max_reach, max_stride, blend_frames, swing_height, start)
+    for leg in LEGS:
+        out = jax.vmap(lambda j: _lock_foot_jnp(j, leg, *args))(out)
+    return out
+
+
+__all__ = ["clean_up", "clean_up_on_device", "ground", "lock_feet", "two_bone_ik"]

@@ -95,6 +95,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.measures = ml_collections.ConfigDict()
     c.measures.window = 30              # windows compared for diversity / novelty
     c.measures.stride = 10
+    c.measures.max_windows = 4096       # on device (measures_on_device): windows drawn for diversity / novelty ...
+    c.measures.max_reference_windows = 32768  # ... and reference windows for novelty (all when they fit)
     c.lock()  # a misspelt key in a config file is an error, not a new field
     return c
 

@@ -1,7 +1,9 @@
 """Quality measures of motion, for hallucinated samples and the data they are compared with.
 
 All take H36M-17 world joints (Z-up, metres): one sequence (T, 17, 3), a batch (N, T, 17, 3), or a list of
-sequences / `Motion`s of different lengths; they run on the host (NumPy).
+sequences / `Motion`s of different lengths; they run on the host (NumPy). `measures_on_device` computes the
+co-evolution's summary of them in one jitted program over a batch of samples and a padded reference buffer, drawing
+at most a fixed number of windows for diversity and novelty (all of them when they fit).
 
 * bone lengths: per sequence, the largest deviation of any bone in any frame from its length in the first frame (m).
 * foot skating: mean horizontal ankle speed (m/s) over frames where that ankle is in contact; contact = the ankle
@@ -26,13 +28,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ptjax import geometry
 from ptjax import kinematics as K
 from ptjax import skeleton
-from ptjax.data import Motion
+from ptjax.data import Motion, MotionBuffer
 
 J = skeleton.JOINT_INDEX
 _HEADING = jax.jit(K.heading)
@@ -69,10 +74,11 @@ def as_sequences(motion) -> list[np.ndarray]:
     return out
 
 
-def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
-    return np.degrees(np.arccos(np.clip(np.sum(a * b, -1), -1.0, 1.0)))
+def _angle(a, b):
+    xp = skeleton._xp(a)
+    a = a / xp.maximum(xp.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+    b = b / xp.maximum(xp.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
+    return xp.degrees(xp.arccos(xp.clip(xp.sum(a * b, -1), -1.0, 1.0)))
 
 
 def bone_length_deviation(motion) -> np.ndarray:
@@ -111,39 +117,43 @@ def ground_penetration(motion, ground: float = 0.0) -> dict[str, float]:
             "max_penetration_m": float(depth.max())}
 
 
-def joint_angles(seq: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-frame angles (degrees) and the knee bending-direction cosines of one (T, 17, 3) sequence."""
+def joint_angles(seq) -> dict:
+    """Per-frame angles (degrees) and the knee bending-direction cosines of (..., T, 17, 3) joints (NumPy or JAX)."""
+    xp = skeleton._xp(seq)
+    at = lambda j: seq[..., j, :]  # noqa: E731
     out = {}
-    lateral = seq[:, J["LHip"]] - seq[:, J["RHip"]]
-    trunk = seq[:, J["Spine"]] - seq[:, J["Hip"]]
+    lateral = at(J["LHip"]) - at(J["RHip"])
+    trunk = at(J["Spine"]) - at(J["Hip"])
     for side, (hip, knee, ankle) in {"r": (1, 2, 3), "l": (4, 5, 6)}.items():
-        thigh, shin = seq[:, knee] - seq[:, hip], seq[:, ankle] - seq[:, knee]
+        thigh, shin = at(knee) - at(hip), at(ankle) - at(knee)
         flex = _angle(thigh, shin)
         out[f"knee_flexion_{side}"] = flex
-        t = thigh / np.linalg.norm(thigh, axis=-1, keepdims=True)
-        lat = lateral - np.sum(lateral * t, -1, keepdims=True) * t
-        n = np.cross(thigh, shin)
-        cos = np.sum(n * lat, -1) / np.maximum(np.linalg.norm(n, axis=-1) * np.linalg.norm(lat, axis=-1), 1e-12)
-        out[f"knee_direction_{side}"] = np.where(flex > KNEE_DIRECTION_MIN_FLEXION, cos, 1.0)
+        t = thigh / xp.linalg.norm(thigh, axis=-1, keepdims=True)
+        lat = lateral - xp.sum(lateral * t, -1, keepdims=True) * t
+        n = xp.cross(thigh, shin)
+        cos = xp.sum(n * lat, -1) / xp.maximum(xp.linalg.norm(n, axis=-1) * xp.linalg.norm(lat, axis=-1), 1e-12)
+        out[f"knee_direction_{side}"] = xp.where(flex > KNEE_DIRECTION_MIN_FLEXION, cos, 1.0)
         out[f"hip_flexion_{side}"] = _angle(thigh, -trunk)
     for side, (sh, el, wr) in {"r": (14, 15, 16), "l": (11, 12, 13)}.items():
-        out[f"elbow_flexion_{side}"] = _angle(seq[:, el] - seq[:, sh], seq[:, wr] - seq[:, el])
-    out["trunk_bend"] = _angle(trunk, seq[:, J["Thorax"]] - seq[:, J["Spine"]])
-    out["neck_bend"] = _angle(seq[:, J["Thorax"]] - seq[:, J["Spine"]], seq[:, J["Head"]] - seq[:, J["Thorax"]])
+        out[f"elbow_flexion_{side}"] = _angle(at(el) - at(sh), at(wr) - at(el))
+    out["trunk_bend"] = _angle(trunk, at(J["Thorax"]) - at(J["Spine"]))
+    out["neck_bend"] = _angle(at(J["Thorax"]) - at(J["Spine"]), at(J["Head"]) - at(J["Thorax"]))
+    return out
+
+
+def _limits_broken(angles: dict, xp=np) -> dict:
+    """Per limit of `LIMITS`, per frame: is it broken on either side."""
+    out = {}
+    for k, limit in LIMITS.items():
+        vals = xp.stack([angles[n] for n in angles if n == k or n.startswith(k + "_")], -1)
+        out[k] = ((vals < limit) if k == "knee_direction" else (vals > limit)).any(-1)
     return out
 
 
 def joint_limit_violations(motion) -> dict[str, float]:
     """Fraction of frames violating each limit of `LIMITS`, and of frames violating any."""
-    per_limit = {k: [] for k in LIMITS}
-    for s in as_sequences(motion):
-        a = joint_angles(s)
-        for k, limit in LIMITS.items():
-            keys = [n for n in a if n == k or n.startswith(k + "_")]
-            vals = np.stack([a[n] for n in keys], -1)
-            bad = (vals < limit) if k == "knee_direction" else (vals > limit)
-            per_limit[k].append(bad.any(-1))
-    out = {k: np.concatenate(v) for k, v in per_limit.items()}
+    per_seq = [_limits_broken(joint_angles(s)) for s in as_sequences(motion)]
+    out = {k: np.concatenate([p[k] for p in per_seq]) for k in LIMITS}
     result = {f"limit_{k}": float(v.mean()) for k, v in out.items()}
     result["limit_any"] = float(np.mean(np.stack(list(out.values()), -1).any(-1)))
     return result
@@ -251,7 +261,111 @@ def measures(samples, fps: float, reference=None, window: int = 30, stride: int 
     return out
 
 
+def _pick(rng: jax.Array, valid: jax.Array, cap: int) -> tuple[jax.Array, jax.Array]:
+    """Indices of `cap` entries of the flat mask `valid`, drawn at random among the valid ones (all entries when
+    there are no more than `cap`), and which of them are valid."""
+    if valid.shape[0] <= cap:
+        return jnp.arange(valid.shape[0]), valid
+    score = jnp.where(valid, jax.random.gumbel(rng, valid.shape), -jnp.inf)
+    index = jax.lax.top_k(score, cap)[1]
+    return index, valid[index]
+
+
+def _canonical_descriptors(joints: jax.Array, slot: jax.Array, start: jax.Array, mirror: jax.Array, window: int
+                           ) -> jax.Array:
+    """`window_descriptors` of the windows joints[slot, start:start + window] (mirrored where `mirror`)."""
+    w = joints[slot[:, None], start[:, None] + jnp.arange(window)[None, :]]
+    w = jnp.where(mirror[:, None, None, None], skeleton.flip_lr(w, axis=1), w)
+    rot = geometry.yaw_matrix(-K.heading(w[:, 0]))
+    origin = w[:, :1, :1] * jnp.array([1.0, 1.0, 0.0])
+    return jnp.einsum("nij,ntkj->ntki", rot, w - origin).reshape(w.shape[0], -1)
+
+
+def _pairwise_rms_jnp(a: jax.Array, b: jax.Array) -> jax.Array:
+    # Full float32 products: a TF32 matmul (an accelerator's default) would swamp the differences of large norms.
+    ab = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
+    sq = (jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2.0 * ab) / (a.shape[1] / 3)
+    return jnp.sqrt(jnp.maximum(sq, 0.0))
+
+
+def _diversity_jnp(desc: jax.Array, owner: jax.Array, valid: jax.Array) -> jax.Array:
+    other = (owner[:, None] != owner[None, :]) & valid[:, None] & valid[None, :]
+    total = jnp.sum(jnp.where(other, _pairwise_rms_jnp(desc, desc), 0.0))
+    count = jnp.sum(other)
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+
+def _nearest_mean_jnp(desc: jax.Array, valid: jax.Array, reference: jax.Array, reference_valid: jax.Array,
+                      chunk: int = 512) -> jax.Array:
+    """Mean over the valid windows of `desc` of the distance to the nearest valid reference window, by chunks."""
+    pad = -desc.shape[0] % chunk
+    chunks = jnp.pad(desc, ((0, pad), (0, 0))).reshape(-1, chunk, desc.shape[1])
+    near = jax.lax.map(lambda d: jnp.min(jnp.where(reference_valid[None, :], _pairwise_rms_jnp(d, reference),
+                                                   jnp.inf), axis=1), chunks).reshape(-1)[:desc.shape[0]]
+    ok = valid & jnp.any(reference_valid)
+    return jnp.where(jnp.any(ok), jnp.sum(jnp.where(ok, near, 0.0)) / jnp.maximum(jnp.sum(ok), 1), jnp.nan)
+
+
+def _window_grid(lengths: jax.Array, frames: int, window: int, stride: int, start: int = 0, mirror: bool = False):
+    """Every window of `window` frames at start, start + stride, ... of each slot of a padded buffer, as flat
+    (slot, start, mirrored, valid) arrays (valid: the window lies within the slot's frames)."""
+    starts = np.arange(start, frames - window + 1, stride)
+    mirrors = np.array([False, True]) if mirror else np.array([False])
+    slot, begin, flip = (a.reshape(-1) for a in np.meshgrid(np.arange(lengths.shape[0]), starts, mirrors,
+                                                            indexing="ij"))
+    slot, begin = jnp.asarray(slot, jnp.int32), jnp.asarray(begin, jnp.int32)
+    return slot, begin, jnp.asarray(flip), begin + window <= lengths[slot]
+
+
+@functools.partial(jax.jit, static_argnames=("fps", "window", "stride", "skip", "max_windows",
+                                             "max_reference_windows"))
+def measures_on_device(samples: jax.Array, reference: MotionBuffer, rng: jax.Array, fps: float, window: int = 30,
+                       stride: int = 10, skip: int = 0, max_windows: int = 4096,
+                       max_reference_windows: int = 32768) -> dict[str, jax.Array]:
+    """What `measures(samples, fps, reference, window, stride, skip)` reports of samples (N, T, 17, 3) against a
+    padded reference buffer, as device scalars: bone_length_dev_max_m, skating_mps, penetration_frames, limit_any,
+    seconds_mean, diversity_m, reference_diversity_m, nearest_reference_mean_m (NaN where there is no window).
+
+    Diversity uses at most `max_windows` windows of the samples and as many of the reference, novelty at most
+    `max_reference_windows` of the reference's (every frame, mirrored too), drawn with `rng` when there are more:
+    the host's all-pairs comparison grows with the square of the motion, which at Human3.6M scale is terabytes.
+    """
+    n, t = samples.shape[:2]
+    bones = skeleton.bone_lengths(samples)
+    feet = list(skeleton.FEET)
+    height = samples[..., feet, 2]
+    contact = height < jnp.percentile(height.reshape(n, -1), 5, axis=1)[:, None, None] + 0.02
+    contact = contact[:, 1:] & contact[:, :-1]
+    speed = jnp.linalg.norm(jnp.diff(samples[..., feet, :2], axis=1), axis=-1) * fps
+    broken = _limits_broken(joint_angles(samples), jnp)
+    out = {"bone_length_dev_max_m": jnp.max(jnp.abs(bones - bones[:, :1])),
+           "skating_mps": jnp.sum(jnp.where(contact, speed, 0.0)) / jnp.maximum(jnp.sum(contact), 1),
+           "penetration_frames": jnp.mean(jnp.maximum(-samples[..., 2].min(-1), 0.0) > 0.01),
+           "limit_any": jnp.mean(jnp.stack(list(broken.values()), -1).any(-1)),
+           "seconds_mean": jnp.asarray((t - 1) / fps)}
+    k_samples, k_reference, k_nearest = jax.random.split(rng, 3)
+    nan = jnp.asarray(jnp.nan)
+    slot, begin, flip, valid = _window_grid(jnp.full((n,), t), t, window, stride, start=skip)
+    if slot.shape[0] == 0:
+        return {**out, "diversity_m": nan, "reference_diversity_m": nan, "nearest_reference_mean_m": nan}
+    index, valid = _pick(k_samples, valid, max_windows)
+    desc = _canonical_descriptors(samples, slot[index], begin[index], flip[index], window)
+    out["diversity_m"] = _diversity_jnp(desc, slot[index], valid)
+    if reference.max_frames < window:
+        return {**out, "reference_diversity_m": nan, "nearest_reference_mean_m": nan}
+    r_slot, r_begin, r_flip, r_valid = _window_grid(reference.lengths, reference.max_frames, window, stride)
+    r_index, r_valid = _pick(k_reference, r_valid, max_windows)
+    out["reference_diversity_m"] = _diversity_jnp(
+        _canonical_descriptors(reference.joints, r_slot[r_index], r_begin[r_index], r_flip[r_index], window),
+        r_slot[r_index], r_valid)
+    m_slot, m_begin, m_flip, m_valid = _window_grid(reference.lengths, reference.max_frames, window, 1, mirror=True)
+    m_index, m_valid = _pick(k_nearest, m_valid, max_reference_windows)
+    mirrored = _canonical_descriptors(reference.joints, m_slot[m_index], m_begin[m_index], m_flip[m_index], window)
+    out["nearest_reference_mean_m"] = _nearest_mean_jnp(desc, valid, mirrored, m_valid)
+    return out
+
+
 __all__: Sequence[str] = [
-    "measures", "bone_length_deviation", "foot_skating", "foot_contacts", "ground_penetration",
+    "measures", "measures_on_device", "bone_length_deviation", "foot_skating", "foot_contacts", "ground_penetration",
     "joint_limit_violations", "joint_angles", "motion_statistics", "window_descriptors", "pairwise_rms",
     "diversity", "nearest_distance", "LIMITS"]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ptjax import geometry
 from ptjax import kinematics as K
-from ptjax.data import Motion, MotionBuffer
+from ptjax.data import Motion, MotionBuffer, sample_windows
 from ptjax.hallucinator import cleanup
 from ptjax.hallucinator.features import (canonical_frame, flat_rot6d, from_canonical, unflat_rot6d,
                                          window_features)
@@ -226,4 +226,43 @@ def start_windows_from(buffer_or_motions, rng: np.random.Generator, count: int, 
     return out
 
 
-__all__: Sequence[str] = ["inbetween", "pool_bucket", "sample", "start_windows_from"]
+@functools.partial(jax.jit, static_argnames=("count", "length"))
+def _windows_and_pool(rng: jax.Array, buffer: MotionBuffer, count: int, length: int):
+    """`count` start windows of `length` frames drawn as `start_windows_from` draws them (a take in proportion to its
+    window starts, among the takes that hold one), and the buffer's valid frames first as the target pool:
+    ((count, length, 17, 3), (N * T, 17, 3), number of valid frames)."""
+    usable = (buffer.lengths >= length).astype(jnp.float32)
+    start = sample_windows(rng, buffer, count, length, take_weights=usable)
+    valid = (jnp.arange(buffer.max_frames)[None, :] < buffer.lengths[:, None]).reshape(-1)
+    order = jnp.argsort(~valid, stable=True)
+    size = jnp.sum(valid).astype(jnp.int32)
+    pool = buffer.joints.reshape(-1, 17, 3)[order]
+    # Never drawn, but kept valid poses for the pool's IK (an empty slot holds zeros).
+    pool = jnp.where((jnp.arange(pool.shape[0]) < size)[:, None, None], pool, pool[0])
+    return start, pool, size
+
+
+def sample_from_buffer(state: HallucinatorState, rng: jax.Array, buffer: MotionBuffer, count: int,
+                       clean_up: bool | None = None) -> jax.Array:
+    """`sample` with its start windows and target pool drawn from a padded `MotionBuffer` on device: (count, T,
+    17, 3) device joints (config.sample's sizes; clean-up by `cleanup.clean_up_on_device`). Nothing of the buffer
+    reaches the host but its lengths; the caller checks the result for non-finite values with whatever else it
+    fetches. Draws differ from `sample(start_windows_from(...))` (a JAX key, not a NumPy generator), not their law.
+    """
+    config, s = state.config, state.config.sample
+    lengths = np.asarray(buffer.lengths)
+    if not (lengths >= config.context).any():
+        raise ValueError(f"no motion in the buffer has the {config.context} frames a start window needs "
+                         f"(longest: {int(lengths.max(initial=0))})")
+    k_start, k_sample = jax.random.split(rng)
+    start, pool, size = _windows_and_pool(k_start, buffer, int(count), int(config.context))
+    out = _sample(state.g_params, k_sample, start, pool, size, config, int(s.num_segments), int(s.segment_length),
+                  float(s.root_range), float(np.radians(s.yaw_range)), bool(s.noise))
+    if s.get("clean_up", False) if clean_up is None else clean_up:
+        out = cleanup.clean_up_on_device(out, lock_height=s.lock_height, max_reach=s.max_reach,
+                                         max_stride=s.max_stride, blend_frames=int(s.blend_frames),
+                                         swing_height=s.swing_height, start=int(config.context))
+    return out
+
+
+__all__: Sequence[str] = ["inbetween", "pool_bucket", "sample", "sample_from_buffer", "start_windows_from"]
