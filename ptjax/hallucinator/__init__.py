@@ -16,10 +16,10 @@ from ptjax.hallucinator.cleanup import clean_up
 from ptjax.hallucinator.config import default_config, paper_config, tiny_config
 from ptjax.hallucinator.evaluate import evaluate_inbetweening, hermite_baseline, interpolation_baseline
 from ptjax.hallucinator.measures import measures
-from ptjax.hallucinator.sample import inbetween, pool_bucket, sample, start_windows_from
+from ptjax.hallucinator.sample import inbetween, pool_bucket, sample, sample_from_buffer, start_windows_from
 from ptjax.hallucinator.train import (Batch, HallucinatorState, init, load, make_training_windows, sample_batch, save,
                                       train_step, update)
 
 __all__ = ["default_config", "paper_config", "tiny_config", "init", "update", "sample_batch", "make_training_windows",
-           "train_step", "sample", "pool_bucket", "inbetween", "start_windows_from", "measures",
+           "train_step", "sample", "sample_from_buffer", "pool_bucket", "inbetween", "start_windows_from", "measures",
            "evaluate_inbetweening", "interpolation_baseline", "hermite_baseline", "clean_up", "save", "load", "Batch", "HallucinatorState"]
