@@ -149,3 +149,12 @@ def test_measures_on_device_agree_with_the_host():
                                               max_reference_windows=60))
     for key in ("diversity_m", "reference_diversity_m", "nearest_reference_mean_m"):
         assert np.isfinite(capped[key]) and float(capped[key]) == pytest.approx(host[key], rel=0.3), key
+
+
+def test_window_caps_must_be_positive_integers():
+    from ptjax.hallucinator.config import tiny_config, validate
+    for key, value in (("max_windows", 0), ("max_reference_windows", -1)):
+        config = tiny_config()
+        config.measures[key] = value
+        with pytest.raises(ValueError, match=f"measures.{key}"):
+            validate(config)

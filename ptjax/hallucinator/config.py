@@ -216,3 +216,6 @@ def validate(c: ml_collections.ConfigDict) -> None:
              f"sample.blend_frames must be a positive integer, got {c.sample.blend_frames!r}")
         need(c.sample.swing_height >= 0, f"sample.swing_height must be >= 0, got {c.sample.swing_height}")
     need(2 <= c.measures.window and c.measures.stride >= 1, "measures.window must be >= 2, stride >= 1")
+    for k in ("max_windows", "max_reference_windows"):
+        v = c.measures.get(k, 1)
+        need(isinstance(v, int) and v >= 1, f"measures.{k} must be a positive integer, got {v!r}")
