@@ -254,6 +254,21 @@ def test_speed_and_scale_augmentation_keep_windows_real(buffer):
     assert np.all(np.asarray(augmented.transition) >= cfg.min_transition)
 
 
+def test_reverse_augmentation_plays_the_used_frames_backwards():
+    """With data.reverse, about half the windows run backwards in time over exactly the frames a window uses
+    (context, transition, target), the others forwards: on a ramp every used stretch steps by +1 or -1."""
+    from ptjax.data import MotionBuffer
+    cfg = H.tiny_config()
+    cfg.data.mirror, cfg.data.reverse = False, True
+    ramp = np.arange(60, dtype=np.float32)[:, None, None] * np.ones((1, 17, 3), np.float32)
+    batch = H.sample_batch(jax.random.PRNGKey(0), MotionBuffer(joints=ramp[None], lengths=np.array([60])), 64, cfg)
+    steps = [np.unique(np.diff(row[:cfg.context + t + 1, 0, 0]))
+             for row, t in zip(np.asarray(batch.joints), np.asarray(batch.transition))]
+    assert all(len(s) == 1 and s[0] in (-1.0, 1.0) for s in steps)
+    backwards = sum(s[0] == -1.0 for s in steps)
+    assert 16 <= backwards <= 48
+
+
 def test_resample_keeps_bone_lengths():
     backflip = load_clips(["backflip"])["backflip"]          # 16 fps: fast rotations between frames
     out = resample_rigid(backflip, 30.0)

@@ -63,6 +63,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data.clips = tuple(TRAIN_CLIPS)   # clips used by `ptjax hallucinate train`
     c.data.heldout_clips = tuple(HELDOUT_CLIPS)  # in-betweening evaluation and novelty calibration
     c.data.mirror = True                # left/right mirror augmentation
+    c.data.reverse = False              # half the windows played backwards in time (more kinds of transition)
     c.data.speed_range = (1.0, 1.0)     # each window played at a speed log-uniform in this range (1, 1: off)
     c.data.scale_range = (1.0, 1.0)     # each window's body and path scaled by a factor in this range (1, 1: off)
     c.data.take_weight_power = 1.0      # takes drawn in proportion to their length ** power (0: every take alike)

@@ -195,7 +195,8 @@ def sample_batch(rng: jax.Array, buffer: MotionBuffer, batch_size: int, config) 
     (1: every frame alike; 0: every take alike), then a transition length that fits it, then a start. Augmentations:
     with config.data.mirror, half the windows are mirrored left/right; `data.speed_range` (lo, hi) plays each window
     at a speed drawn log-uniformly in [lo, hi] (positions interpolated between frames, bone lengths restored);
-    `data.scale_range` scales each window's body and path about the ground origin by a factor in [lo, hi].
+    `data.scale_range` scales each window's body and path about the ground origin by a factor in [lo, hi];
+    with `data.reverse`, half the windows are played backwards.
     """
     c, lo, hi = config.context, config.min_transition, config.max_transition
     w = window_length(config)
@@ -242,6 +243,12 @@ def sample_batch(rng: jax.Array, buffer: MotionBuffer, batch_size: int, config) 
     if config.data.mirror:
         mirror = jax.random.uniform(k_mirror, (batch_size, 1, 1, 1)) < 0.5
         joints = jnp.where(mirror, skeleton.flip_lr(joints, axis=1), joints)
+    if config.data.get("reverse", False):
+        # The used frames (context + transition + target) backwards; the unused tail holds the new last frame.
+        backwards = jax.random.uniform(jax.random.fold_in(k_mirror, 1), (batch_size, 1)) < 0.5
+        t = jnp.arange(w)[None, :]
+        frame = jnp.where(backwards, jnp.maximum(c + trans[:, None] - t, 0), t)
+        joints = jnp.take_along_axis(joints, frame[:, :, None, None], axis=1)
     return Batch(joints=joints, transition=trans)
 
 
