@@ -369,10 +369,10 @@ class CoEvolution:
         k_sample, k_measure = jax.random.split(rng)
         samples = sample_from_buffer(state.hallucinator, k_sample, state.segments, self.num_hallucinated)
         samples = samples[:, :self.max_frames]
+        # A checkpoint's config from before the caps existed leaves them at measures_on_device's defaults.
+        caps = {k: int(hc.measures[k]) for k in ("max_windows", "max_reference_windows") if k in hc.measures}
         stats = measures_on_device(samples, state.segments, k_measure, float(hc.fps), window=int(hc.measures.window),
-                                   stride=int(hc.measures.stride), skip=int(hc.context),
-                                   max_windows=int(hc.measures.get("max_windows", 4096)),
-                                   max_reference_windows=int(hc.measures.get("max_reference_windows", 32768)))
+                                   stride=int(hc.measures.stride), skip=int(hc.context), **caps)
         stats = jax.device_get({**stats, "finite": jnp.all(jnp.isfinite(samples))})
         if not stats.pop("finite"):
             raise FloatingPointError("hallucinated motion contains non-finite values (diverged model?)")

@@ -32,36 +32,39 @@ J = skeleton.JOINT_INDEX
 LEGS = ((J["RHip"], J["RKnee"], J["RAnkle"]), (J["LHip"], J["LKnee"], J["LAnkle"]))
 
 
-def ground(joints: np.ndarray, start: int = 0) -> np.ndarray:
-    """(T, 17, 3) -> the same motion with every frame from `start` on lifted so that no joint is below z = 0."""
-    depth = np.maximum(-joints[..., 2].min(axis=-1), 0.0)
-    depth[:start] = 0.0
-    out = joints.copy()
-    out[..., 2] += depth[:, None]
-    return out
+def ground(joints, start: int = 0):
+    """(..., T, 17, 3) -> the same motion with every frame from `start` on lifted so that no joint is below z = 0
+    (NumPy or JAX)."""
+    xp = skeleton._xp(joints)
+    after = xp.arange(joints.shape[-3]) >= start
+    depth = xp.maximum(-joints[..., 2].min(axis=-1), 0.0) * after
+    return joints + depth[..., None, None] * xp.asarray([0.0, 0.0, 1.0], joints.dtype)
 
 
-def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray, lateral: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Knee and ankle (3,) that put the ankle at `target` (pulled toward the hip if out of reach) with the thigh and
-    shin lengths of (hip, knee, ankle). The knee stays in the plane of the generated leg unless that would bend it
-    backwards by more than 20 degrees (relative to `lateral`, the right-to-left hip axis); then it bends straight
-    forward."""
-    l1, l2 = np.linalg.norm(knee - hip), np.linalg.norm(ankle - knee)
+def two_bone_ik(hip, knee, ankle, target, lateral):
+    """Knee and ankle (..., 3) that put the ankle at `target` (pulled toward the hip if out of reach) with the thigh
+    and shin lengths of (hip, knee, ankle). The knee stays in the plane of the generated leg unless that would bend
+    it backwards by more than 20 degrees (relative to `lateral`, the right-to-left hip axis); then it bends straight
+    forward. NumPy or JAX, branch-free."""
+    xp = skeleton._xp(hip)
+    # Inner products as vecdot (NumPy's dot of 3-vectors, bit for bit), so the host's float64 figures are kept.
+    dot = lambda a, b: xp.vecdot(a, b)[..., None]  # noqa: E731
+    norm = lambda x: xp.sqrt(dot(x, x))  # noqa: E731
+    l1, l2 = norm(knee - hip), norm(ankle - knee)
     v = target - hip
-    d = np.linalg.norm(v)
-    u = v / max(d, 1e-9)
-    d = float(np.clip(d, abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6))
-    forward = np.cross(u, lateral)   # a knee displaced this way bends the right way round
-    forward = forward / max(np.linalg.norm(forward), 1e-9)
+    d = norm(v)
+    u = v / xp.maximum(d, 1e-9)
+    d = xp.clip(d, xp.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
+    forward = xp.cross(u, lateral)   # a knee displaced this way bends the right way round
+    forward = forward / xp.maximum(norm(forward), 1e-9)
     pole = knee - hip
-    n = pole - np.dot(pole, u) * u
+    n = pole - dot(pole, u) * u
     a = (l1 * l1 - l2 * l2 + d * d) / (2.0 * d)
-    h = np.sqrt(max(l1 * l1 - a * a, 0.0))
-    flexion = np.degrees(np.arccos(np.clip((a * (d - a) - h * h) / (l1 * l2), -1.0, 1.0)))
-    if np.linalg.norm(n) < 1e-6 or (np.dot(n, forward) < 0 and flexion > 20.0):
-        n = forward
-    n = n / max(np.linalg.norm(n), 1e-9)
+    h = xp.sqrt(xp.maximum(l1 * l1 - a * a, 0.0))
+    flexion = xp.degrees(xp.arccos(xp.clip((a * (d - a) - h * h) / (l1 * l2), -1.0, 1.0)))
+    straight = (norm(n) < 1e-6) | ((dot(n, forward) < 0) & (flexion > 20.0))
+    n = xp.where(straight, forward, n)
+    n = n / xp.maximum(norm(n), 1e-9)
     return hip + a * u + h * n, hip + d * u
 
 
@@ -117,27 +120,6 @@ def clean_up(joints: np.ndarray, lock_height: float = 0.1, max_reach: float = 0.
     return lock_feet(ground(joints, start), lock_height, max_reach, max_stride, blend_frames, swing_height, start)
 
 
-def _two_bone_ik_jnp(hip, knee, ankle, target, lateral):
-    """`two_bone_ik` for (..., 3) arrays, branch-free."""
-    norm = lambda x: jnp.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
-    l1, l2 = norm(knee - hip), norm(ankle - knee)
-    v = target - hip
-    d = norm(v)
-    u = v / jnp.maximum(d, 1e-9)
-    d = jnp.clip(d, jnp.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
-    forward = jnp.cross(u, lateral)
-    forward = forward / jnp.maximum(norm(forward), 1e-9)
-    pole = knee - hip
-    n = pole - jnp.sum(pole * u, -1, keepdims=True) * u
-    a = (l1 * l1 - l2 * l2 + d * d) / (2.0 * d)
-    h = jnp.sqrt(jnp.maximum(l1 * l1 - a * a, 0.0))
-    flexion = jnp.degrees(jnp.arccos(jnp.clip((a * (d - a) - h * h) / (l1 * l2), -1.0, 1.0)))
-    straight = (norm(n) < 1e-6) | ((jnp.sum(n * forward, -1, keepdims=True) < 0) & (flexion > 20.0))
-    n = jnp.where(straight, forward, n)
-    n = n / jnp.maximum(norm(n), 1e-9)
-    return hip + a * u + h * n, hip + d * u
-
-
 def _lock_foot_jnp(joints, leg, lock_height, max_reach, max_stride, blend_frames, swing_height, start):
     """`lock_feet` for one leg of one (T, 17, 3) motion as a scan over frames: the planted / swinging state is the
     carry, each branch of the host loop a `where`."""
@@ -169,7 +151,7 @@ def _lock_foot_jnp(joints, leg, lock_height, max_reach, max_stride, blend_frames
         w = swing_step / (blend_frames + 1)
         xy = (1 - w) * swing_from + w * ankle[:2]
         swung = jnp.concatenate([xy, ankle[2:] + swing_height * jnp.sin(jnp.pi * w)])
-        new_knee, new_ankle = _two_bone_ik_jnp(hip, knee, ankle, jnp.where(hold, held, swung), lateral)
+        new_knee, new_ankle = two_bone_ik(hip, knee, ankle, jnp.where(hold, held, swung), lateral)
         moved = hold | swinging
         knee, ankle = jnp.where(moved, new_knee, knee), jnp.where(moved, new_ankle, ankle)
         swinging = swinging & (swing_step < blend_frames)
@@ -187,9 +169,7 @@ def clean_up_on_device(joints: jax.Array, lock_height: float = 0.1, max_reach: f
                        start: int = 0) -> jax.Array:
     """`clean_up` of a batch (N, T, 17, 3) on device, in the batch's precision: the frames' grounding, then each
     leg's foot locking as a scan over frames (the legs are independent: each moves only its own knee and ankle)."""
-    t = jnp.arange(joints.shape[1])
-    depth = jnp.maximum(-joints[..., 2].min(axis=-1), 0.0) * (t >= start)
-    out = joints.at[..., 2].add(depth[..., None])
+    out = ground(joints, start)
     args = (lock_height, max_reach, max_stride, blend_frames, swing_height, start)
     for leg in LEGS:
         out = jax.vmap(lambda j: _lock_foot_jnp(j, leg, *args))(out)

@@ -90,10 +90,12 @@ def bone_length_deviation(motion) -> np.ndarray:
     return np.asarray(out)
 
 
-def foot_contacts(seq: np.ndarray, contact_margin: float = 0.02) -> np.ndarray:
-    """(T, 17, 3) -> (T, 2) bool: ankle within `contact_margin` of the sequence's floor level."""
-    h = seq[:, list(skeleton.FEET), 2]
-    return h < np.percentile(h, 5) + contact_margin
+def foot_contacts(seq, contact_margin: float = 0.02):
+    """(..., T, 17, 3) -> (..., T, 2) bool: ankle within `contact_margin` of its sequence's floor level (NumPy or
+    JAX)."""
+    xp = skeleton._xp(seq)
+    h = seq[..., list(skeleton.FEET), 2]
+    return h < xp.percentile(h, 5, axis=(-2, -1), keepdims=True) + contact_margin
 
 
 def foot_skating(motion, fps: float, contact_margin: float = 0.02) -> dict[str, float]:
@@ -187,11 +189,16 @@ def window_descriptors(motion, window: int, stride: int, start: int = 0, mirror:
     if mirror:
         w = np.concatenate([w, np.asarray(skeleton.flip_lr(w, axis=1))])  # mirror y
         owner = np.concatenate([owner, owner])
-    yaw = _headings(w[:, 0])
-    rot = geometry.yaw_matrix(-yaw, xp=np)
-    origin = w[:, :1, :1] * np.array([1.0, 1.0, 0.0])
-    desc = np.einsum("nij,ntkj->ntki", rot, w - origin)
-    return desc.reshape(len(w), -1), owner
+    return _canonical(w, _headings(w[:, 0])), owner
+
+
+def _canonical(windows, yaw):
+    """Windows (M, W, 17, 3) turned by -yaw (M,) about their first frame's root on the ground, flattened (M, W * 51)
+    (NumPy or JAX)."""
+    xp = skeleton._xp(windows)
+    rot = geometry.yaw_matrix(-yaw, xp=xp)
+    origin = windows[:, :1, :1] * xp.asarray([1.0, 1.0, 0.0])
+    return xp.einsum("nij,ntkj->ntki", rot, windows - origin).reshape(windows.shape[0], -1)
 
 
 def _headings(poses: np.ndarray) -> np.ndarray:
@@ -276,9 +283,7 @@ def _canonical_descriptors(joints: jax.Array, slot: jax.Array, start: jax.Array,
     """`window_descriptors` of the windows joints[slot, start:start + window] (mirrored where `mirror`)."""
     w = joints[slot[:, None], start[:, None] + jnp.arange(window)[None, :]]
     w = jnp.where(mirror[:, None, None, None], skeleton.flip_lr(w, axis=1), w)
-    rot = geometry.yaw_matrix(-K.heading(w[:, 0]))
-    origin = w[:, :1, :1] * jnp.array([1.0, 1.0, 0.0])
-    return jnp.einsum("nij,ntkj->ntki", rot, w - origin).reshape(w.shape[0], -1)
+    return _canonical(w, K.heading(w[:, 0]))
 
 
 def _pairwise_rms_jnp(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -333,8 +338,7 @@ def measures_on_device(samples: jax.Array, reference: MotionBuffer, rng: jax.Arr
     n, t = samples.shape[:2]
     bones = skeleton.bone_lengths(samples)
     feet = list(skeleton.FEET)
-    height = samples[..., feet, 2]
-    contact = height < jnp.percentile(height.reshape(n, -1), 5, axis=1)[:, None, None] + 0.02
+    contact = foot_contacts(samples)
     contact = contact[:, 1:] & contact[:, :-1]
     speed = jnp.linalg.norm(jnp.diff(samples[..., feet, :2], axis=1), axis=-1) * fps
     broken = _limits_broken(joint_angles(samples), jnp)

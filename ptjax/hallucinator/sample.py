@@ -159,6 +159,13 @@ def _pool_array(target_pool) -> np.ndarray:
     return pool.reshape(-1, 17, 3) if pool.ndim == 4 else pool
 
 
+def _clean_up_args(config) -> dict:
+    """config.sample's clean-up settings; frames from `context` on (the real start window is kept as it is)."""
+    s = config.sample
+    return dict(lock_height=s.lock_height, max_reach=s.max_reach, max_stride=s.max_stride,
+                blend_frames=int(s.blend_frames), swing_height=s.swing_height, start=int(config.context))
+
+
 def sample(state: HallucinatorState, rng: jax.Array, start_windows, num_segments: int | None = None,
            segment_length: int | None = None, target_pool=None, root_range: float | None = None,
            yaw_range_deg: float | None = None, noise: bool | None = None, name: str = "hallucinated",
@@ -198,9 +205,7 @@ def sample(state: HallucinatorState, rng: jax.Array, start_windows, num_segments
     if not np.all(np.isfinite(out)):
         raise FloatingPointError("hallucinated motion contains non-finite values (diverged model?)")
     if s.get("clean_up", False) if clean_up is None else clean_up:
-        out = cleanup.clean_up(out, lock_height=s.lock_height, max_reach=s.max_reach, max_stride=s.max_stride,
-                               blend_frames=s.blend_frames, swing_height=s.swing_height,
-                               start=config.context).astype(np.float32)
+        out = cleanup.clean_up(out, **_clean_up_args(config)).astype(np.float32)
     if return_array:
         return out
     return [Motion(f"{name}_{i:04d}", config.fps, out[i]) for i in range(len(out))]
@@ -259,9 +264,7 @@ def sample_from_buffer(state: HallucinatorState, rng: jax.Array, buffer: MotionB
     out = _sample(state.g_params, k_sample, start, pool, size, config, int(s.num_segments), int(s.segment_length),
                   float(s.root_range), float(np.radians(s.yaw_range)), bool(s.noise))
     if s.get("clean_up", False) if clean_up is None else clean_up:
-        out = cleanup.clean_up_on_device(out, lock_height=s.lock_height, max_reach=s.max_reach,
-                                         max_stride=s.max_stride, blend_frames=int(s.blend_frames),
-                                         swing_height=s.swing_height, start=int(config.context))
+        out = cleanup.clean_up_on_device(out, **_clean_up_args(config))
     return out
 
 
